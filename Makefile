@@ -1,0 +1,122 @@
+# ringmesh build. GNU make + pkg-config; objects under build/, programs in bin/.
+#   make            build everything
+#   make deps       install the Debian packages the build, tests and demo need
+#   make test       every test layer; ends with "N passed, N failed, N skipped"
+#   make asan       build with ASan + UBSan into build/asan and run the tests there
+#   make demo       a small netns mesh with real traffic (needs root)
+#   make bench      the benchmarks (by hand, never in CI)
+#   make fmt        clang-format every C file
+#   V=1             show full commands
+
+SAN      ?=
+ifeq ($(SAN),1)
+BUILD    ?= build/asan
+CSAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT       = -O1
+else
+BUILD    ?= build
+CSAN      =
+OPT       = -O2
+endif
+BIN      ?= $(if $(filter 1,$(SAN)),$(BUILD)/bin,bin)
+
+CC       ?= cc
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+            -D_GNU_SOURCE -pthread -Icommon -MMD -MP $(CSAN)
+LDFLAGS  += -pthread $(CSAN)
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+
+Q := $(if $(V),,@)
+
+COMMON_SRC  := $(wildcard common/*.c)
+SIDECAR_SRC := $(filter-out sidecar/main.c,$(wildcard sidecar/*.c))
+INIT_SRC    := $(filter-out init/main.c,$(wildcard init/*.c))
+UNIT_SRC    := $(wildcard tests/unit/*_test.c)
+TOOL_SRC    := $(wildcard tests/tools/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBCOMMON  := $(BUILD)/libcommon.a
+LIBSIDECAR := $(BUILD)/libsidecar.a
+LIBINIT    := $(BUILD)/libinit.a
+
+PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init
+UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+
+.PHONY: all deps test test-only asan demo bench fmt clean
+all: $(PROGS) $(UNITS) $(TOOLS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC  $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+$(LIBSIDECAR): $(call obj,$(SIDECAR_SRC))
+$(LIBINIT): $(call obj,$(INIT_SRC))
+$(BUILD)/lib%.a:
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/ringmesh-sidecar: $(call obj,sidecar/main.c) $(LIBSIDECAR) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+
+$(BIN)/ringmesh-init: $(call obj,init/main.c) $(LIBINIT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+
+# Unit tests link whatever module they test out of the program archives.
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+
+# Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
+DEB_PKGS := build-essential pkg-config liburing-dev iptables iproute2 procps \
+            curl python3 socat clang-format
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to apt-get install$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all installed"; fi
+
+test: deps
+	$(MAKE) all
+	$(Q)RINGMESH_BIN=$(BIN) RINGMESH_BUILD=$(BUILD) tests/run
+
+test-only: all
+	$(Q)RINGMESH_BIN=$(BIN) RINGMESH_BUILD=$(BUILD) tests/run $(T)
+
+asan: deps
+	$(MAKE) SAN=1 all
+	$(Q)RINGMESH_BIN=build/asan/bin RINGMESH_BUILD=build/asan \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  tests/run
+
+demo: deps
+	$(MAKE) all
+	$(Q)RINGMESH_BIN=$(BIN) deploy/demo.sh
+
+bench: deps
+	$(MAKE) all
+	$(Q)RINGMESH_BIN=$(BIN) bench/run.sh
+
+fmt:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
