@@ -46,7 +46,7 @@ check_eq "connect reports refused" "$out" "connect refused"
 
 # Teardown: a nested run that builds a pod, starts a process and exits with a failure must
 # leave neither its namespaces nor its process behind.
-inner=$(RM_KEEP_LOGS= bash -c '
+inner=$(RM_KEEP_LOGS='' bash -c '
     source "'"$RINGMESH_ROOT"'/tests/mesh/lib.sh"
     mesh_up; pod x 10.233.1.9
     pod_app x sleep 300

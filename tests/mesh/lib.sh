@@ -28,6 +28,9 @@
 # Everything started here is killed and every netns deleted on exit, even after a failure;
 # after a failure the sidecar and app logs are printed as TAP comments.
 
+# Run directly (tests/run runs every tests/mesh/*.sh) it is a library: nothing to do.
+[ "${BASH_SOURCE[0]}" = "$0" ] && exit 0
+
 : "${RINGMESH_ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${RINGMESH_BIN:=$RINGMESH_ROOT/bin}"
 RINGMESH_BIN=$(realpath -m "$RINGMESH_BIN")
@@ -207,9 +210,9 @@ mesh_ios() {
     done
 }
 
-wait_until() {
-    local t=$1 i; shift
-    for ((i = 0; i < t * 10; i++)); do
+wait_until() { # SECS may be fractional (0.5)
+    local n i; n=$(awk -v t="$1" 'BEGIN { print int(t * 10 + 0.5) }'); shift
+    for ((i = 0; i < n; i++)); do
         "$@" && return 0
         sleep 0.1
     done
@@ -243,6 +246,57 @@ check_stats() {
         check_eq "$label: $name ${kv%%=*} = ${kv#*=}" \
             "$(awk -F': *' -v k="${kv%%=*}" '$1 == k { print $2; exit }' <<<"$stats")" "${kv#*=}"
     done
+}
+
+# check_stat POD KEY OP WANT [SECS]: one TAP check on a /stats counter; OP is eq, ge or le.
+# Counters settle after the client has gone (the sidecar closes its side a moment later), so
+# this polls up to SECS (3) for the condition before judging the last value it read.
+check_stat() {
+    local name=$1 key=$2 op=$3 want=$4 t=${5:-3} got i
+    for ((i = 0; i <= t * 10; i++)); do
+        got=$(sidecar_stat "$name" "$key")
+        case $op in
+        eq) [ "$got" = "$want" ] && break ;;
+        ge) _num "$got" && [ "$got" -ge "$want" ] && break ;;
+        le) _num "$got" && [ "$got" -le "$want" ] && break ;;
+        esac
+        sleep 0.1
+    done
+    "check_$op" "${RM_LABEL:+$RM_LABEL: }$name $key $op $want" "$got" "$want"
+}
+
+# The usual two-pod mesh: pods a (10.233.1.2) and b (10.233.1.3) with ringmesh-init run with
+# $INIT_A / $INIT_B (default: no flags, i.e. ringmesh-init's defaults).
+mesh_two_pods() {
+    pod a 10.233.1.2
+    pod b 10.233.1.3
+    A=$(pod_ip a) B=$(pod_ip b)
+    # shellcheck disable=SC2086
+    check "ringmesh-init in pod a ${INIT_A:-}" pod_init a ${INIT_A:-}
+    # shellcheck disable=SC2086
+    check "ringmesh-init in pod b ${INIT_B:-}" pod_init b ${INIT_B:-}
+}
+
+# sidecar_up POD IO [flags]: start the pod's sidecar with --io IO; one TAP check that it came up
+# and one that it runs the backend it was asked for.
+sidecar_up() {
+    local name=$1 io=$2 want; shift 2
+    if ! pod_sidecar "$name" --io "$io" "$@"; then
+        not_ok "${RM_LABEL:+$RM_LABEL: }sidecar in $name starts with --io $io $*"
+        return 1
+    fi
+    want=$([ "$io" = uring ] && echo io_uring || echo "$io")
+    check_eq "${RM_LABEL:+$RM_LABEL: }sidecar in $name runs server.io_backend $want" \
+        "$(sidecar_stat "$name" server.io_backend)" "$want"
+}
+
+# sidecar_down POD: SIGTERM, then SIGKILL if it has not gone within 8 s (noted as a failure).
+sidecar_down() {
+    [ -n "${RM_SIDECAR[$1]:-}" ] || return 0
+    if ! sidecar_stop "$1" TERM 8; then
+        not_ok "sidecar in $1 exits within 8 s of SIGTERM with no traffic"
+        sidecar_stop "$1" KILL 2
+    fi
 }
 
 mesh_down() {

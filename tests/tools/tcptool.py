@@ -98,6 +98,8 @@ def drain_result(sock):
             n += len(d)
     except ConnectionResetError:
         return "reset", n
+    except socket.timeout:
+        return "timeout", n
     except OSError as e:
         return "error-%s" % errno.errorcode.get(e.errno, e.errno), n
 
@@ -175,10 +177,7 @@ class WatchHandler(socketserver.BaseRequestHandler):
         read_line(s)
         s.sendall(b"ready\n")
         s.settimeout(20)
-        try:
-            res, n = drain_result(s)
-        except socket.timeout:
-            res, n = "timeout", 0
+        res, n = drain_result(s)
         log("watch result=%s bytes=%d" % (res, n))
 
 
