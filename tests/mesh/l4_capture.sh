@@ -19,14 +19,15 @@ for io in "${RM_IOS[@]}"; do
     sidecar_up b "$io" || { sidecar_down a; continue; }
 
     # one connection = one outbound cx in a, one inbound cx in b, nothing else
-    check_q "$io: one 1 MiB connection a -> b" pod_tool a send "$B" 9000 $((1 << 20))
+    first_check "$io: one 1 MiB connection a -> b" pod_tool a send "$B" 9000 $((1 << 20)) ||
+        { sidecars_down; continue; }
     sleep 1 # a looping sidecar would keep counting; give it a moment to show
     check_stat a outbound.cx_total eq 1
     check_stat a inbound.cx_total eq 0
     check_stat b inbound.cx_total eq 1
     check_stat b outbound.cx_total eq 0
-    check_stat a cx_no_original_dst eq 0
-    check_stat b cx_no_original_dst eq 0
+    check_stat a outbound.cx_no_original_dst eq 0
+    check_stat b inbound.cx_no_original_dst eq 0
     check_stat a outbound.bytes_rx eq $((1 << 20))
     check_stat b inbound.bytes_rx eq $((1 << 20))
 

@@ -23,6 +23,8 @@ drain_busy() {
     local who=$1 io=$2 pid send_pid send_log t0 t_exit t_done out rc
     sidecar_up a "$io" --drain-seconds 10 || return
     sidecar_up b "$io" --drain-seconds 10 || { sidecar_down a; return; }
+    first_check "$io/$who: one connection relays" pod_tool a connect "$B" 9001 ||
+        { sidecars_down; return; }
     pid=$(sidecar_pid "$who")
     pod_tool_bg a send "$B" 9000 3000000 --rate 1000000; send_log=$RM_APP_LOG send_pid=$RM_APP_PID
     check_stat "$who" "$([ "$who" = a ] && echo outbound || echo inbound).cx_active" eq 1 2
@@ -59,6 +61,8 @@ drain_stuck() {
     local who=$1 io=$2 pid t0 t_exit hold_log
     sidecar_up a "$io" --drain-seconds 3 || return
     sidecar_up b "$io" --drain-seconds 3 || { sidecar_down a; return; }
+    first_check "$io/$who: one connection relays" pod_tool a connect "$B" 9001 ||
+        { sidecars_down; return; }
     pid=$(sidecar_pid "$who")
     pod_tool_bg a hold "$B" 9001 1 --hold 20; hold_log=$RM_APP_LOG
     wait_until 5 grep -q "^hold ok=1" "$hold_log"

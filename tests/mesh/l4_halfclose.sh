@@ -19,8 +19,9 @@ for io in "${RM_IOS[@]}"; do
     sidecar_up b "$io" || { sidecar_down a; continue; }
     echo "=== $io" >>"$fin_log"
 
-    check_q "$io: client FIN first: 2 MiB then shutdown(WR), reply still arrives" \
-        pod_tool a send "$B" 9000 $((2 << 20))
+    first_check "$io: client FIN first: 2 MiB then shutdown(WR), reply still arrives" \
+        pod_tool a send "$B" 9000 $((2 << 20)) ||
+        { sidecars_down; continue; }
     check_q "$io: client FIN first: 10 bytes then shutdown(WR), reply still arrives" \
         pod_tool a send "$B" 9000 10
     check_q "$io: client FIN first: 0 bytes then shutdown(WR), reply still arrives" \

@@ -16,6 +16,12 @@ limited() {
     other=$([ "$who" = a ] && echo b || echo a)
     sidecar_up "$who" "$io" --max-connections 20 --concurrency 2 || return
     sidecar_up "$other" "$io" || { sidecar_down "$who"; return; }
+    first_check "$io/$who: one connection relays" pod_tool a connect "$B" 9001 ||
+        { sidecars_down; return; }
+    sidecars_down
+    # fresh sidecars so the counters hold only the burst
+    sidecar_up "$who" "$io" --max-connections 20 --concurrency 2 || return
+    sidecar_up "$other" "$io" || { sidecar_down "$who"; return; }
     pod_tool_bg a hold "$B" 9001 50 --timeout 1 --hold 4; hold_log=$RM_APP_LOG hold_pid=$RM_APP_PID
     wait_until 30 grep -q "^hold ok=" "$hold_log"
     out=$(grep "^hold ok=" "$hold_log")

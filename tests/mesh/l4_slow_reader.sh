@@ -20,7 +20,8 @@ for io in "${RM_IOS[@]}"; do
     sidecar_up b "$io" || { sidecar_down a; continue; }
     # warm up: cycle through the receive-buffer pools (512 x 16 KiB a worker by default) so
     # the baseline includes them
-    check_q "$io: warm-up 4 x 16 MiB a -> b" pod_tool a send "$B" 9000 $((16 << 20)) --streams 4
+    first_check "$io: warm-up 4 x 16 MiB a -> b" pod_tool a send "$B" 9000 $((16 << 20)) --streams 4 ||
+        { sidecars_down; continue; }
     rss_a0=$(sidecar_rss_kb a) rss_b0=$(sidecar_rss_kb b)
     rx0=$(sidecar_stat a outbound.bytes_rx)
 
@@ -40,10 +41,13 @@ for io in "${RM_IOS[@]}"; do
     rm_log "$io: the sender pushed $sent bytes in 6 s"
     check_le "$io: the sender was held back (bytes sent in 6 s)" "$sent" $SENT_MAX
     check_stat a outbound.bytes_rx le $((${rx0:-0} + ${sent:-0}))
-    # the sidecars still serve after the stalled connection is reset
-    check_q "$io: a -> b still works after the stall" pod_tool a send "$B" 9000 $((1 << 20))
+    # the sender has reset its connection (SO_LINGER 0) while both sidecars were paused on
+    # it: they must notice and tear down both sides, not wait for the slow reader to drain
+    rm_log "$io: after the sender's RST, both sidecars must drop the stalled connection"
     check_stat a outbound.cx_active eq 0
     check_stat b inbound.cx_active eq 0
+    # the sidecars still serve after the stalled connection is reset
+    check_q "$io: a -> b still works after the stall" pod_tool a send "$B" 9000 $((1 << 20))
     sidecar_down a
     sidecar_down b
 done

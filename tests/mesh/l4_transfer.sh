@@ -18,7 +18,8 @@ for io in "${RM_IOS[@]}"; do
     sidecar_up a "$io" || continue
     sidecar_up b "$io" || { sidecar_down a; continue; }
 
-    check_q "$io: 64 MiB a -> b intact" pod_tool a send "$B" 9000 $SIZE
+    first_check "$io: 64 MiB a -> b intact" pod_tool a send "$B" 9000 $SIZE ||
+        { sidecars_down; continue; }
     check_stat a outbound.cx_total ge 1
     check_stat a outbound.bytes_rx ge $SIZE
     check_stat a outbound.bytes_tx ge $REPLY

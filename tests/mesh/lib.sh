@@ -224,6 +224,16 @@ check_q() {
     local name=$1 out; shift
     if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "command failed: $*" "$out"; fi
 }
+# first_check NAME cmd...: check_q for the first transfer of a backend's round; when it fails
+# it says so and returns 1, so the caller can skip the rest of that round instead of piling
+# up timeouts behind a sidecar that relays nothing.
+first_check() {
+    local name=$1 out; shift
+    if out=$("$@" 2>&1); then ok "$name"; return 0; fi
+    not_ok "$name" "command failed: $*" "$out" \
+        "(skipping the rest of this ${RM_LABEL:-round}: the first transfer failed)"
+    return 1
+}
 # check_fails NAME cmd...: passes when cmd fails (for "this must not work" checks)
 check_fails() {
     local name=$1; shift
@@ -289,6 +299,9 @@ sidecar_up() {
     check_eq "${RM_LABEL:+$RM_LABEL: }sidecar in $name runs server.io_backend $want" \
         "$(sidecar_stat "$name" server.io_backend)" "$want"
 }
+
+# sidecars_down: both of the usual two pods
+sidecars_down() { sidecar_down a; sidecar_down b; }
 
 # sidecar_down POD: SIGTERM, then SIGKILL if it has not gone within 8 s (noted as a failure).
 sidecar_down() {
