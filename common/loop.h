@@ -1,0 +1,135 @@
+/*
+ * loop.h - the per-thread event loop and its two backends, io_uring and epoll.
+ *
+ * The API is completion-based, like io_uring: the caller starts an op (accept, recv,
+ * send, connect, read) on a struct loop_op it embeds in its own object, and the op's
+ * callback runs later on the loop's thread with the result. Both backends give the
+ * same guarantees, so everything above this file is shared:
+ *   - a callback never runs inside the call that started the op;
+ *   - every started op ends with exactly one final completion (more == false), after
+ *     which the op may be reused or freed; multishot ops (accept, recv) deliver any
+ *     number of completions with more == true before it;
+ *   - loop_cancel() makes an armed op end soon with -ECANCELED (completions already
+ *     produced by the kernel may still arrive first);
+ *   - recv data arrives in pool buffers (struct loop_buf) that the callback's caller
+ *     now owns and gives back with loop_buf_put(); when the pool is empty a recv ends
+ *     with -ENOBUFS and may be restarted later (loop_buf_wait tells when).
+ * io_uring: multishot accept, multishot recv on a provided-buffer ring (liburing 2.3
+ * io_uring_register_buf_ring), send, connect with a linked timeout, close, batched
+ * submit and reap. epoll: readiness plus nonblocking syscalls, level-triggered.
+ * Owned by one thread; other threads reach it only through loop_wake() (an eventfd).
+ */
+#ifndef RINGMESH_LOOP_H
+#define RINGMESH_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct loop;
+struct loop_op;
+
+enum loop_backend_kind { LOOP_BACKEND_URING, LOOP_BACKEND_EPOLL };
+enum loop_io_choice { LOOP_IO_AUTO, LOOP_IO_URING, LOOP_IO_EPOLL };
+
+/* A receive buffer from the loop's pool. data is owned by the loop's pool; whoever holds
+ * the struct (the recv callback's caller from delivery on) must loop_buf_put() it once. */
+struct loop_buf {
+    char *data;
+    uint32_t len;          /* bytes of valid data */
+    uint32_t off;          /* bytes already consumed by the holder */
+    uint16_t bid;          /* index in the pool */
+    struct loop_buf *next; /* free to use by the holder (e.g. a send queue) */
+};
+
+/* res: accept: the new fd or -errno; recv: bytes (buf set), 0 at EOF, or -errno;
+ * send: bytes sent (may be fewer than asked) or -errno; connect: 0 or -errno
+ * (-ETIMEDOUT when its timeout fired); read: bytes or -errno. */
+typedef void (*loop_op_cb)(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
+                           bool more);
+
+enum loop_op_kind {
+    LOOP_OP_NONE,
+    LOOP_OP_ACCEPT,
+    LOOP_OP_RECV,
+    LOOP_OP_SEND,
+    LOOP_OP_CONNECT,
+    LOOP_OP_READ,
+};
+
+/* Embedded by its owner; zero it (or loop_op_init) before the first use. */
+struct loop_op {
+    loop_op_cb cb;
+    void *owner;            /* borrowed: the object the callback works on */
+    int fd;
+    uint8_t kind;           /* enum loop_op_kind */
+    bool armed;             /* started and its final completion not yet delivered */
+    bool cancelled;         /* loop_cancel() was called while armed */
+    /* backend state, private */
+    const void *ptr;        /* send/read: data; connect: address */
+    uint32_t len;           /* send/read: bytes; connect: address length */
+    uint32_t timeout_ms;    /* connect */
+    bool in_pending;        /* its final completion waits in the deferred list */
+    uint64_t deadline_ms;   /* epoll connect */
+    int64_t ts[2];          /* io_uring link timeout (struct __kernel_timespec) */
+    struct loop_op *tnext;  /* epoll: list of connects with deadlines */
+    int pending_res;        /* epoll: result waiting in the deferred list */
+    bool pending_more;
+    struct loop_buf *pending_buf;
+    struct loop_op *pending_next;
+};
+
+/* Sizes of a loop's receive buffer pool. */
+struct loop_config {
+    enum loop_io_choice io;
+    unsigned buf_count; /* power of two, at most 32768 */
+    unsigned buf_size;  /* bytes per buffer */
+    unsigned ring_entries;
+};
+
+/* Creates a loop on the calling thread's behalf. With io == AUTO it tries io_uring
+ * and falls back to epoll, writing why into why (e.g. "io_uring_setup: Operation not
+ * permitted"; empty when it did not fall back). NULL on failure with err filled. */
+struct loop *loop_new(const struct loop_config *cfg, char *why, size_t whylen, char *err,
+                      size_t errlen);
+void loop_free(struct loop *l);
+enum loop_backend_kind loop_backend(const struct loop *l);
+const char *loop_backend_name(enum loop_backend_kind k);
+
+void loop_op_init(struct loop_op *op, loop_op_cb cb, void *owner);
+
+/* Starts an op. 0, or -errno when it could not be started (no completion then). */
+int loop_accept(struct loop *l, struct loop_op *op, int listen_fd);      /* multishot */
+int loop_recv(struct loop *l, struct loop_op *op, int fd);              /* multishot */
+int loop_send(struct loop *l, struct loop_op *op, int fd, const void *p, uint32_t len);
+int loop_connect(struct loop *l, struct loop_op *op, int fd, const struct sockaddr *sa,
+                 socklen_t salen, uint32_t timeout_ms);
+int loop_read(struct loop *l, struct loop_op *op, int fd, void *p, uint32_t len);
+/* Asks an armed op to end; no-op when it isn't armed. */
+void loop_cancel(struct loop *l, struct loop_op *op);
+/* Closes fd. The caller must have no armed op on it. */
+void loop_close_fd(struct loop *l, int fd);
+
+/* Gives a recv buffer back to the pool. */
+void loop_buf_put(struct loop *l, struct loop_buf *b);
+/* Buffers free in the pool now. */
+unsigned loop_buf_free(const struct loop *l);
+
+/* Calls cb(arg) every interval_ms (the loop's clock tick, for sweeps and retries). */
+void loop_set_tick(struct loop *l, unsigned interval_ms, void (*cb)(struct loop *, void *),
+                   void *arg);
+/* Monotonic milliseconds, cached per batch of completions. */
+uint64_t loop_now_ms(const struct loop *l);
+
+/* Binds the loop to the calling thread, which must be the one calling loop_run. Call
+ * once, before loop_run, when the loop was created on another thread. 0 or -errno. */
+int loop_attach_thread(struct loop *l);
+/* Runs until loop_stop(). Returns 0 or -errno on a fatal backend error. */
+int loop_run(struct loop *l);
+void loop_stop(struct loop *l);
+/* Thread-safe: wakes the loop and calls the wake callback on its thread. */
+void loop_wake(struct loop *l);
+void loop_set_wake_cb(struct loop *l, void (*cb)(struct loop *, void *), void *arg);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * admin.c - see admin.h. Blocking I/O on the main thread, with a deadline per client:
+ * the data path never waits on it. Envoy's conventions: mutations would be POST only
+ * (none exist yet), /ready answers 200 "LIVE" or 503 with the state.
+ */
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stats.h"
+#include "worker.h"
+
+#define ADMIN_READ_MS 500
+
+enum admin_kind { ADMIN_API, ADMIN_PROMETHEUS, ADMIN_HEALTH };
+
+static int admin_listen(uint32_t ip, unsigned short port)
+{
+    int one = 1, e;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(ip)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+        e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int admin_open(struct admin *a, struct sidecar *sc, char *err, size_t errlen)
+{
+    const struct {
+        uint32_t ip;
+        unsigned short port;
+        const char *what;
+    } l[ADMIN_LISTENERS] = {
+        {INADDR_LOOPBACK, sc->opts.admin_port, "admin"},
+        {INADDR_ANY, sc->opts.stats_port, "stats"},
+        {INADDR_ANY, sc->opts.health_port, "health"},
+    };
+    a->sc = sc;
+    for (int i = 0; i < ADMIN_LISTENERS; i++)
+        a->fds[i] = -1;
+    for (int i = 0; i < ADMIN_LISTENERS; i++) {
+        a->fds[i] = admin_listen(l[i].ip, l[i].port);
+        if (a->fds[i] < 0) {
+            int e = a->fds[i];
+            snprintf(err, errlen, "%s listener on port %u: %s", l[i].what, l[i].port,
+                     strerror(-e));
+            admin_close(a);
+            return e;
+        }
+    }
+    return 0;
+}
+
+void admin_close(struct admin *a)
+{
+    for (int i = 0; i < ADMIN_LISTENERS; i++) {
+        if (a->fds[i] >= 0)
+            close(a->fds[i]);
+        a->fds[i] = -1;
+    }
+}
+
+static void sum_stats(struct sidecar *sc, struct stats *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (int i = 0; i < sc->nworkers; i++)
+        stats_accumulate(sum, &sc->workers[i]->stats);
+}
+
+/* Appends printf output to buf[*n..len), never past the end. */
+static void put(char *buf, size_t len, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t len, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    int r;
+    if (*n >= len)
+        return;
+    va_start(ap, fmt);
+    r = vsnprintf(buf + *n, len - *n, fmt, ap);
+    va_end(ap);
+    if (r > 0)
+        *n = *n + (size_t)r < len ? *n + (size_t)r : len;
+}
+
+static uint64_t cx_active(const struct stats *s, int d)
+{
+    return s->cx[d][STATS_CX_TOTAL] - s->cx[d][STATS_CX_OVERFLOW] - s->cx[d][STATS_CX_CLOSED];
+}
+
+size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
+{
+    struct stats s;
+    size_t n = 0;
+    sum_stats(sc, &s);
+    put(buf, len, &n, "server.state: %s\n", sidecar_state_str(atomic_load(&sc->state)));
+    put(buf, len, &n, "server.io_backend: %s\n", sc->backend);
+    put(buf, len, &n, "server.workers: %d\n", sc->nworkers);
+    put(buf, len, &n, "server.uptime: %lld\n", (long long)time(NULL) - sc->start_time);
+    put(buf, len, &n, "server.active_connections: %d\n", atomic_load(&sc->active_cx));
+    for (int d = 0; d < STATS_DIRS; d++) {
+        for (int c = 0; c < STATS_CX_COUNT; c++)
+            put(buf, len, &n, "%s.%s: %llu\n", stats_dir_name(d), stats_cx_name(c),
+                (unsigned long long)s.cx[d][c]);
+        put(buf, len, &n, "%s.cx_active: %llu\n", stats_dir_name(d),
+            (unsigned long long)cx_active(&s, d));
+    }
+    for (int c = 0; c < STATS_WORKER_COUNT; c++)
+        put(buf, len, &n, "%s: %llu\n", stats_worker_name(c), (unsigned long long)s.w[c]);
+    return n;
+}
+
+/* The Prometheus text exposition (format 0.0.4). The full per-request metric set comes
+ * with the HTTP layer; for now the TCP-level series, named as Istio's with our prefix. */
+static size_t render_prometheus(struct sidecar *sc, char *buf, size_t len)
+{
+    static const struct {
+        const char *name, *type;
+        int cx; /* enum stats_cx, or -1 for active */
+    } series[] = {
+        {"ringmesh_tcp_connections_opened_total", "counter", STATS_CX_TOTAL},
+        {"ringmesh_tcp_connections_closed_total", "counter", STATS_CX_CLOSED},
+        {"ringmesh_tcp_connections_active", "gauge", -1},
+        {"ringmesh_tcp_received_bytes_total", "counter", STATS_BYTES_RX},
+        {"ringmesh_tcp_sent_bytes_total", "counter", STATS_BYTES_TX},
+        {"ringmesh_tcp_connect_failures_total", "counter", STATS_CX_CONNECT_FAIL},
+        {"ringmesh_tcp_connect_timeouts_total", "counter", STATS_CX_CONNECT_TIMEOUT},
+        {"ringmesh_tcp_overflow_total", "counter", STATS_CX_OVERFLOW},
+        {"ringmesh_tcp_resets_total", "counter", STATS_CX_RESET},
+    };
+    struct stats s;
+    size_t n = 0;
+    sum_stats(sc, &s);
+    for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+        put(buf, len, &n, "# TYPE %s %s\n", series[i].name, series[i].type);
+        for (int d = 0; d < STATS_DIRS; d++)
+            put(buf, len, &n, "%s{direction=\"%s\"} %llu\n", series[i].name, stats_dir_name(d),
+                (unsigned long long)(series[i].cx < 0 ? cx_active(&s, d)
+                                                      : s.cx[d][series[i].cx]));
+    }
+    put(buf, len, &n, "# TYPE ringmesh_io_backend gauge\nringmesh_io_backend{backend=\"%s\"} 1\n",
+        sc->backend);
+    put(buf, len, &n, "# TYPE ringmesh_workers gauge\nringmesh_workers %d\n", sc->nworkers);
+    put(buf, len, &n, "# TYPE ringmesh_server_live gauge\nringmesh_server_live %d\n",
+        atomic_load(&sc->state) == SIDECAR_LIVE);
+    return n;
+}
+
+static void respond(int fd, int code, const char *ctype, const char *body, size_t blen)
+{
+    char head[256];
+    const char *reason = code == 200   ? "OK"
+                         : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed"
+                         : code == 400 ? "Bad Request"
+                                       : "Service Unavailable";
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      code, reason, ctype, blen);
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    const char *parts[2] = {head, body};
+    size_t lens[2] = {(size_t)hl, blen};
+    for (int i = 0; i < 2; i++) {
+        size_t off = 0;
+        while (off < lens[i]) {
+            ssize_t w = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0) {
+                off += (size_t)w;
+            } else if (w < 0 && errno == EAGAIN) {
+                if (poll(&p, 1, ADMIN_READ_MS) <= 0)
+                    return;
+            } else {
+                return;
+            }
+        }
+    }
+}
+
+/* Reads the request head within ADMIN_READ_MS; fills method and path. -1 on failure. */
+static int read_request(int fd, char *req, size_t len, char **method, char **path)
+{
+    size_t n = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (n < len - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = ADMIN_READ_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                     (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return -1;
+        ssize_t r = recv(fd, req + n, len - 1 - n, MSG_DONTWAIT);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+        req[n] = 0;
+        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
+            break;
+    }
+    req[n] = 0;
+    char *sp1 = strchr(req, ' '), *sp2;
+    if (!sp1)
+        return -1;
+    *sp1 = 0;
+    sp2 = strpbrk(sp1 + 1, " \r\n");
+    if (!sp2)
+        return -1;
+    *sp2 = 0;
+    *method = req;
+    *path = sp1 + 1;
+    char *q = strchr(*path, '?');
+    if (q)
+        *q = 0;
+    return 0;
+}
+
+void admin_serve(struct admin *a, int i)
+{
+    static char body[64 * 1024];
+    char req[4096], *method, *path;
+    struct sidecar *sc = a->sc;
+    int fd = accept4(a->fds[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (read_request(fd, req, sizeof(req), &method, &path) < 0) {
+        respond(fd, 400, "text/plain", "bad request\n", 12);
+        close(fd);
+        return;
+    }
+    int state = atomic_load(&sc->state);
+    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool prom = strcmp(path, "/stats/prometheus") == 0 && i != ADMIN_HEALTH;
+    bool ready = (i == ADMIN_API && strcmp(path, "/ready") == 0) ||
+                 (i == ADMIN_HEALTH && strcmp(path, "/healthz/ready") == 0);
+    bool stats = i == ADMIN_API && strcmp(path, "/stats") == 0;
+    if (!prom && !ready && !stats) {
+        respond(fd, 404, "text/plain", "not found\n", 10);
+    } else if (!is_get) {
+        respond(fd, 405, "text/plain", "method not allowed\n", 19);
+    } else if (ready) {
+        int n = snprintf(body, sizeof(body), "%s\n", sidecar_state_str(state));
+        respond(fd, state == SIDECAR_LIVE ? 200 : 503, "text/plain", body, (size_t)n);
+    } else if (prom) {
+        size_t n = render_prometheus(sc, body, sizeof(body));
+        respond(fd, 200, "text/plain; version=0.0.4", body, n);
+    } else {
+        size_t n = admin_render_stats(sc, body, sizeof(body));
+        respond(fd, 200, "text/plain", body, n);
+    }
+    close(fd);
+}

@@ -1,0 +1,213 @@
+/*
+ * main.c - ringmesh-sidecar: parses the command line, starts one worker per CPU (each
+ * with its own loop and listeners), then runs the admin servers, signals and the drain
+ * on the main thread.
+ *
+ * Lifecycle: STARTING until every worker's listeners are up, then LIVE. SIGTERM or
+ * SIGINT: DRAINING (readiness fails at once), listeners close, open connections go on
+ * until they finish or --drain-seconds pass, then the workers stop and the process
+ * exits 0. A second SIGTERM exits at once. SIGPIPE is ignored; SIGHUP is logged (config
+ * reload comes with the configuration).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "cpus.h"
+#include "log.h"
+#include "loop.h"
+#include "options.h"
+#include "sidecar.h"
+#include "worker.h"
+
+const char *sidecar_state_str(int state)
+{
+    switch (state) {
+    case SIDECAR_STARTING:
+        return "PRE_INITIALIZING";
+    case SIDECAR_LIVE:
+        return "LIVE";
+    case SIDECAR_DRAINING:
+        return "DRAINING";
+    }
+    return "UNKNOWN";
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Every connection needs two descriptors: take the hard limit. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void stop_workers(struct sidecar *sc)
+{
+    for (int i = 0; i < sc->nworkers; i++)
+        worker_command(sc->workers[i], WORKER_CMD_STOP);
+    for (int i = 0; i < sc->nworkers; i++)
+        worker_free(sc->workers[i]);
+    free(sc->workers);
+    sc->workers = NULL;
+    sc->nworkers = 0;
+}
+
+static int start_workers(struct sidecar *sc, char *err, size_t errlen)
+{
+    int n = sc->opts.concurrency ? sc->opts.concurrency : cpus_available();
+    sc->workers = calloc((size_t)n, sizeof(*sc->workers));
+    if (!sc->workers) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        char why[256];
+        struct worker *w = worker_new(sc, i, why, sizeof(why), err, errlen);
+        if (!w)
+            return -1;
+        sc->workers[sc->nworkers++] = w;
+        if (i == 0) {
+            /* Every worker runs what the first one got; say once why, if not io_uring. */
+            sc->backend = loop_backend_name(loop_backend(w->loop));
+            snprintf(sc->backend_why, sizeof(sc->backend_why), "%s", why);
+            sc->opts.io = loop_backend(w->loop) == LOOP_BACKEND_URING ? LOOP_IO_URING
+                                                                      : LOOP_IO_EPOLL;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int r = worker_start(sc->workers[i]);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot start worker thread %d: %s", i, strerror(-r));
+            return r;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct sidecar sc;
+    struct admin admin;
+    char err[512];
+    sigset_t sigs;
+    int sfd, rc = 0;
+    uint64_t deadline = 0;
+
+    log_set_program("ringmesh-sidecar");
+    switch (options_parse(&sc.opts, argc, argv, err, sizeof(err))) {
+    case OPTIONS_HELP:
+        fputs(options_usage(), stdout);
+        return 0;
+    case OPTIONS_ERROR:
+        fprintf(stderr, "ringmesh-sidecar: %s\n", err);
+        return 2;
+    case OPTIONS_OK:
+        break;
+    }
+    log_level_current = sc.opts.log_level;
+    sc.start_time = time(NULL);
+    atomic_init(&sc.state, SIDECAR_STARTING);
+    atomic_init(&sc.active_cx, 0);
+
+    /* Signals go to the main thread's signalfd only: block them before any thread. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sfd < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        return 1;
+    }
+    raise_nofile();
+
+    if (admin_open(&admin, &sc, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (start_workers(&sc, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        stop_workers(&sc);
+        admin_close(&admin);
+        return 1;
+    }
+    if (sc.backend_why[0])
+        log_warn("I/O backend: epoll, because io_uring is unavailable (%s)", sc.backend_why);
+    else
+        log_info("I/O backend: %s", sc.backend);
+    atomic_store(&sc.state, SIDECAR_LIVE);
+    log_info("ready: %d workers, outbound :%u, inbound :%u, admin 127.0.0.1:%u", sc.nworkers,
+             sc.opts.outbound_port, sc.opts.inbound_port, sc.opts.admin_port);
+
+    for (;;) {
+        struct pollfd p[1 + ADMIN_LISTENERS];
+        p[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+        for (int i = 0; i < ADMIN_LISTENERS; i++)
+            p[1 + i] = (struct pollfd){.fd = admin.fds[i], .events = POLLIN};
+        int n = poll(p, 1 + ADMIN_LISTENERS, 100);
+        if (n < 0 && errno != EINTR) {
+            log_error("poll: %s", strerror(errno));
+            rc = 1;
+            break;
+        }
+        for (int i = 0; n > 0 && i < ADMIN_LISTENERS; i++)
+            if (p[1 + i].revents & POLLIN)
+                admin_serve(&admin, i);
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    log_info("SIGHUP: nothing to reload (no configuration file yet)");
+                    continue;
+                }
+                if (deadline) {
+                    log_warn("second %s: exiting now", strsignal((int)si.ssi_signo));
+                    goto out;
+                }
+                atomic_store(&sc.state, SIDECAR_DRAINING);
+                deadline = now_ms() + (uint64_t)sc.opts.drain_seconds * 1000;
+                log_info("%s: draining %d connections for up to %u s",
+                         strsignal((int)si.ssi_signo), atomic_load(&sc.active_cx),
+                         sc.opts.drain_seconds);
+                for (int i = 0; i < sc.nworkers; i++)
+                    worker_command(sc.workers[i], WORKER_CMD_DRAIN);
+            }
+        }
+        if (deadline) {
+            int active = atomic_load(&sc.active_cx);
+            if (active == 0) {
+                log_info("drained: no connections left");
+                break;
+            }
+            if (now_ms() >= deadline) {
+                log_warn("drain deadline: closing %d connections", active);
+                break;
+            }
+        }
+    }
+out:
+    stop_workers(&sc);
+    admin_close(&admin);
+    close(sfd);
+    log_info("exit");
+    return rc;
+}

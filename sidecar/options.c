@@ -1,0 +1,233 @@
+/*
+ * options.c - see options.h. Long flags only, named like Envoy's and Istio's where
+ * they have one; every value is checked and a bad one is named in the error.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "log.h"
+
+static const char usage[] =
+    "usage: ringmesh-sidecar [options]\n"
+    "  --io auto|uring|epoll        I/O backend (default auto: io_uring, else epoll)\n"
+    "  --concurrency N              worker threads (default: CPUs available)\n"
+    "  --outbound-port P            outbound capture listener (15001)\n"
+    "  --inbound-port P             inbound capture listener (15006)\n"
+    "  --admin-port P               admin API on 127.0.0.1 (15000)\n"
+    "  --stats-port P               /stats/prometheus (15090)\n"
+    "  --health-port P              /healthz/ready (15021)\n"
+    "  --connect-timeout-ms MS      upstream connect timeout (5000)\n"
+    "  --idle-timeout-ms MS         close a connection idle this long, 0 = never (3600000)\n"
+    "  --max-connections N          downstream connections at once (65536)\n"
+    "  --drain-seconds S            on SIGTERM, wait this long for connections (5)\n"
+    "  --buffer-bytes N             bytes queued per direction before reading pauses (65536)\n"
+    "  --buffers N                  receive buffers per worker, a power of two (512)\n"
+    "  --buffer-size N              bytes per receive buffer (16384)\n"
+    "  --static-dst ADDR:PORT       where to send connections that were not redirected\n"
+    "                               (tests and benchmarks; default: close them)\n"
+    "  --log-level LEVEL            error|warn|info|debug|trace (info)\n"
+    "  -h, --help\n";
+
+const char *options_usage(void)
+{
+    return usage;
+}
+
+enum {
+    OPT_IO = 256,
+    OPT_CONCURRENCY,
+    OPT_OUT_PORT,
+    OPT_IN_PORT,
+    OPT_ADMIN_PORT,
+    OPT_STATS_PORT,
+    OPT_HEALTH_PORT,
+    OPT_CONNECT_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_MAX_CX,
+    OPT_DRAIN,
+    OPT_BUFFER_BYTES,
+    OPT_BUFFERS,
+    OPT_BUFFER_SIZE,
+    OPT_STATIC_DST,
+    OPT_LOG_LEVEL,
+};
+
+static const struct option longopts[] = {
+    {"io", required_argument, NULL, OPT_IO},
+    {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+    {"outbound-port", required_argument, NULL, OPT_OUT_PORT},
+    {"inbound-port", required_argument, NULL, OPT_IN_PORT},
+    {"admin-port", required_argument, NULL, OPT_ADMIN_PORT},
+    {"stats-port", required_argument, NULL, OPT_STATS_PORT},
+    {"health-port", required_argument, NULL, OPT_HEALTH_PORT},
+    {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CX},
+    {"drain-seconds", required_argument, NULL, OPT_DRAIN},
+    {"buffer-bytes", required_argument, NULL, OPT_BUFFER_BYTES},
+    {"buffers", required_argument, NULL, OPT_BUFFERS},
+    {"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
+    {"static-dst", required_argument, NULL, OPT_STATIC_DST},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses a decimal in [min, max] into *v. */
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned *v)
+{
+    char *end;
+    unsigned long x;
+    if (!*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    x = strtoul(s, &end, 10);
+    if (errno || *end || x < min || x > max)
+        return -EINVAL;
+    *v = (unsigned)x;
+    return 0;
+}
+
+static void defaults(struct sidecar_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->io = LOOP_IO_AUTO;
+    o->outbound_port = 15001;
+    o->inbound_port = 15006;
+    o->admin_port = 15000;
+    o->stats_port = 15090;
+    o->health_port = 15021;
+    o->connect_timeout_ms = 5000;
+    o->idle_timeout_ms = 3600 * 1000; /* Envoy's tcp_proxy default idle timeout: 1 h */
+    o->max_connections = 65536;
+    o->drain_seconds = 5;
+    o->buffer_bytes = 64 * 1024;
+    o->buf_count = 512;
+    o->buf_size = 16 * 1024;
+    o->log_level = LOG_INFO;
+}
+
+enum options_result options_parse(struct sidecar_options *o, int argc, char **argv, char *err,
+                                  size_t errlen)
+{
+    int c;
+    unsigned v;
+    defaults(o);
+    optind = 0; /* GNU: full re-initialisation */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        const char *name = NULL;
+        for (const struct option *lo = longopts; lo->name; lo++)
+            if (lo->val == c)
+                name = lo->name;
+        switch (c) {
+        case 'h':
+            return OPTIONS_HELP;
+        case OPT_IO:
+            if (strcmp(optarg, "auto") == 0)
+                o->io = LOOP_IO_AUTO;
+            else if (strcmp(optarg, "uring") == 0 || strcmp(optarg, "io_uring") == 0)
+                o->io = LOOP_IO_URING;
+            else if (strcmp(optarg, "epoll") == 0)
+                o->io = LOOP_IO_EPOLL;
+            else
+                goto bad_value;
+            break;
+        case OPT_CONCURRENCY:
+            if (parse_uint(optarg, 1, 1024, &v) < 0)
+                goto bad_value;
+            o->concurrency = (int)v;
+            break;
+        case OPT_OUT_PORT:
+        case OPT_IN_PORT:
+        case OPT_ADMIN_PORT:
+        case OPT_STATS_PORT:
+        case OPT_HEALTH_PORT: {
+            unsigned short p;
+            if (addr_parse_port(optarg, &p) < 0)
+                goto bad_value;
+            *(c == OPT_OUT_PORT     ? &o->outbound_port
+              : c == OPT_IN_PORT    ? &o->inbound_port
+              : c == OPT_ADMIN_PORT ? &o->admin_port
+              : c == OPT_STATS_PORT ? &o->stats_port
+                                    : &o->health_port) = p;
+            break;
+        }
+        case OPT_CONNECT_TIMEOUT:
+            if (parse_uint(optarg, 1, 3600000, &o->connect_timeout_ms) < 0)
+                goto bad_value;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (parse_uint(optarg, 0, 86400000, &o->idle_timeout_ms) < 0)
+                goto bad_value;
+            break;
+        case OPT_MAX_CX:
+            if (parse_uint(optarg, 1, 10000000, &o->max_connections) < 0)
+                goto bad_value;
+            break;
+        case OPT_DRAIN:
+            if (parse_uint(optarg, 0, 86400, &o->drain_seconds) < 0)
+                goto bad_value;
+            break;
+        case OPT_BUFFER_BYTES:
+            if (parse_uint(optarg, 1024, 64u << 20, &o->buffer_bytes) < 0)
+                goto bad_value;
+            break;
+        case OPT_BUFFERS:
+            if (parse_uint(optarg, 16, 32768, &o->buf_count) < 0 ||
+                (o->buf_count & (o->buf_count - 1)))
+                goto bad_value;
+            break;
+        case OPT_BUFFER_SIZE:
+            if (parse_uint(optarg, 1024, 1u << 20, &o->buf_size) < 0)
+                goto bad_value;
+            break;
+        case OPT_STATIC_DST:
+            if (addr_parse(optarg, &o->static_dst, &o->static_dst_len) < 0)
+                goto bad_value;
+            o->has_static_dst = true;
+            break;
+        case OPT_LOG_LEVEL: {
+            int lvl = log_level_parse(optarg);
+            if (lvl < 0)
+                goto bad_value;
+            o->log_level = lvl;
+            break;
+        }
+        case ':':
+            snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+            return OPTIONS_ERROR;
+        default:
+            snprintf(err, errlen, "unknown option %s (see --help)", argv[optind - 1]);
+            return OPTIONS_ERROR;
+        bad_value : {
+            const char *want =
+                c == OPT_IO            ? "auto, uring or epoll"
+                : c == OPT_CONCURRENCY ? "a number from 1 to 1024"
+                : c == OPT_OUT_PORT || c == OPT_IN_PORT || c == OPT_ADMIN_PORT ||
+                        c == OPT_STATS_PORT || c == OPT_HEALTH_PORT
+                    ? "a port from 1 to 65535"
+                : c == OPT_BUFFERS     ? "a power of two from 16 to 32768"
+                : c == OPT_STATIC_DST  ? "a numeric IPv4:port or [IPv6]:port"
+                : c == OPT_LOG_LEVEL   ? "error, warn, info, debug or trace"
+                                       : "a number in range";
+            snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg,
+                     want);
+            return OPTIONS_ERROR;
+        }
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return OPTIONS_ERROR;
+    }
+    if (o->buffer_bytes < o->buf_size)
+        o->buffer_bytes = o->buf_size;
+    return OPTIONS_OK;
+}

@@ -1,0 +1,43 @@
+/*
+ * options.h - the sidecar's command line: parsed and validated here, pure (no I/O
+ * besides reading the environment for defaults), so tests can feed it argv arrays.
+ */
+#ifndef RINGMESH_OPTIONS_H
+#define RINGMESH_OPTIONS_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+struct sidecar_options {
+    enum loop_io_choice io;
+    int concurrency;              /* workers; 0 = CPUs available */
+    unsigned short outbound_port; /* 15001 */
+    unsigned short inbound_port;  /* 15006 */
+    unsigned short admin_port;    /* 15000, on 127.0.0.1 */
+    unsigned short stats_port;    /* 15090 */
+    unsigned short health_port;   /* 15021 */
+    unsigned connect_timeout_ms;
+    unsigned idle_timeout_ms;     /* 0 = none */
+    unsigned max_connections;     /* downstream connections, both directions */
+    unsigned drain_seconds;
+    unsigned buffer_bytes;        /* queued bytes per direction before reading pauses */
+    unsigned buf_count;           /* pool buffers per worker (power of two) */
+    unsigned buf_size;            /* bytes per pool buffer */
+    bool has_static_dst;
+    struct sockaddr_storage static_dst;
+    socklen_t static_dst_len;
+    int log_level;
+};
+
+enum options_result { OPTIONS_OK, OPTIONS_HELP, OPTIONS_ERROR };
+
+/* Fills o with defaults, then argv. On OPTIONS_ERROR err names the flag and what was
+ * wrong with its value. getopt state is reset, so it may be called repeatedly. */
+enum options_result options_parse(struct sidecar_options *o, int argc, char **argv, char *err,
+                                  size_t errlen);
+/* The --help text. */
+const char *options_usage(void);
+
+#endif

@@ -1,0 +1,450 @@
+/*
+ * relay.c - see relay.h.
+ *
+ * A relay has two sides, downstream (index 0, accepted) and upstream (index 1,
+ * connected). Each side has a multishot recv and a queue of buffers received from the
+ * other side waiting to be sent on it. No op is ever started on a closing relay, and
+ * the relay is freed only when none of its ops is armed, so a late completion never
+ * touches freed memory.
+ */
+#include "relay.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "origdst.h"
+#include "worker.h"
+
+enum relay_state {
+    RELAY_CONNECTING, /* upstream connect in flight; downstream bytes are queued */
+    RELAY_OPEN,       /* relaying both ways */
+    RELAY_CLOSING,    /* ops cancelled; freed when the last one completes */
+};
+
+struct relay_side {
+    struct relay *r;             /* borrowed: owner */
+    int fd;                      /* owned */
+    struct loop_op recv_op;
+    struct loop_op send_op;
+    struct loop_buf *q_head;     /* owned: received on the other side, to send here */
+    struct loop_buf *q_tail;
+    uint32_t q_len;              /* bytes in the queue */
+    bool eof_in;                 /* this side sent us FIN */
+    bool shut_out;               /* we sent FIN on this side */
+    bool recv_paused;            /* the other side's queue is full */
+    bool starved;                /* on the worker's starved list (pool was empty) */
+    struct relay_side *starved_next;
+};
+
+struct relay {
+    struct worker *w; /* borrowed */
+    uint64_t id;
+    enum stats_dir dir;
+    enum relay_state state;
+    struct relay_side side[2]; /* [0] downstream, [1] upstream */
+    struct loop_op connect_op;
+    struct sockaddr_storage dst; /* must outlive the connect op */
+    socklen_t dst_len;
+    uint64_t last_active_ms;
+    struct relay *prev, *next; /* the worker's list */
+};
+
+static const char *relay_state_str(enum relay_state s)
+{
+    switch (s) {
+    case RELAY_CONNECTING:
+        return "connecting";
+    case RELAY_OPEN:
+        return "open";
+    case RELAY_CLOSING:
+        return "closing";
+    }
+    return "?";
+}
+
+#define RELAY_DOWN 0
+#define RELAY_UP   1
+
+static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
+static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
+static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
+                       bool more);
+
+static uint64_t *cx_stat(struct relay *r, enum stats_cx c)
+{
+    return &r->w->stats.cx[r->dir][c];
+}
+
+static struct relay_side *other(struct relay_side *s)
+{
+    return s == &s->r->side[RELAY_DOWN] ? &s->r->side[RELAY_UP] : &s->r->side[RELAY_DOWN];
+}
+
+static bool side_busy(const struct relay_side *s)
+{
+    return s->recv_op.armed || s->send_op.armed;
+}
+
+static void unstarve_remove(struct relay_side *s)
+{
+    struct worker *w = s->r->w;
+    if (!s->starved)
+        return;
+    for (struct relay_side **pp = &w->starved; *pp; pp = &(*pp)->starved_next)
+        if (*pp == s) {
+            *pp = s->starved_next;
+            break;
+        }
+    s->starved = false;
+}
+
+static void relay_maybe_free(struct relay *r)
+{
+    struct worker *w = r->w;
+    if (r->state != RELAY_CLOSING || r->connect_op.armed || side_busy(&r->side[0]) ||
+        side_busy(&r->side[1]))
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct relay_side *s = &r->side[i];
+        unstarve_remove(s);
+        while (s->q_head) {
+            struct loop_buf *b = s->q_head;
+            s->q_head = b->next;
+            loop_buf_put(w->loop, b);
+        }
+        if (s->fd >= 0)
+            loop_close_fd(w->loop, s->fd);
+    }
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        w->relays = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    STATS_INC(cx_stat(r, STATS_CX_CLOSED));
+    atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
+    free(r);
+}
+
+/* Closes the relay. With reset, both sockets are closed with SO_LINGER 0 so each peer
+ * sees a RST, as the other peer did (or as a failure would). */
+static void relay_close(struct relay *r, bool reset, const char *why)
+{
+    if (r->state == RELAY_CLOSING)
+        return;
+    log_debug("relay %lu (%s, %s): closing%s: %s", (unsigned long)r->id,
+              stats_dir_name(r->dir), relay_state_str(r->state), reset ? " with reset" : "", why);
+    r->state = RELAY_CLOSING;
+    if (reset) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        for (int i = 0; i < 2; i++)
+            if (r->side[i].fd >= 0)
+                setsockopt(r->side[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    loop_cancel(r->w->loop, &r->connect_op);
+    for (int i = 0; i < 2; i++) {
+        loop_cancel(r->w->loop, &r->side[i].recv_op);
+        loop_cancel(r->w->loop, &r->side[i].send_op);
+    }
+    relay_maybe_free(r);
+}
+
+static void arm_recv(struct relay_side *s)
+{
+    struct relay *r = s->r;
+    if (r->state == RELAY_CLOSING || s->recv_op.armed || s->eof_in || s->recv_paused ||
+        s->starved)
+        return;
+    if (loop_recv(r->w->loop, &s->recv_op, s->fd) < 0)
+        relay_close(r, true, "cannot start recv");
+}
+
+/* Passes a FIN on to s once everything queued for it has been sent. */
+static void maybe_shutdown(struct relay_side *s)
+{
+    struct relay *r = s->r;
+    if (s->shut_out || s->q_head || s->send_op.armed || !other(s)->eof_in ||
+        r->state != RELAY_OPEN)
+        return;
+    s->shut_out = true;
+    shutdown(s->fd, SHUT_WR);
+    if (r->side[0].shut_out && r->side[1].shut_out)
+        relay_close(r, false, "both sides finished");
+}
+
+static void kick_send(struct relay_side *s)
+{
+    struct relay *r = s->r;
+    struct loop_buf *b = s->q_head;
+    if (!b || s->send_op.armed || r->state != RELAY_OPEN)
+        return;
+    if (loop_send(r->w->loop, &s->send_op, s->fd, b->data + b->off, b->len - b->off) < 0)
+        relay_close(r, true, "cannot start send");
+}
+
+static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+{
+    struct relay_side *s = op->owner, *o = other(s);
+    struct relay *r = s->r;
+
+    if (buf) {
+        if (r->state == RELAY_CLOSING) {
+            loop_buf_put(l, buf);
+        } else {
+            r->last_active_ms = loop_now_ms(l);
+            STATS_ADD(cx_stat(r, s == &r->side[RELAY_DOWN] ? STATS_BYTES_RX : STATS_BYTES_TX),
+                      (uint64_t)res);
+            if (o->q_tail)
+                o->q_tail->next = buf;
+            else
+                o->q_head = buf;
+            o->q_tail = buf;
+            o->q_len += buf->len;
+            kick_send(o);
+            if (o->q_len >= r->w->sc->opts.buffer_bytes && !s->recv_paused) {
+                s->recv_paused = true;
+                loop_cancel(l, &s->recv_op);
+            }
+        }
+    }
+    if (more)
+        return;
+    if (r->state == RELAY_CLOSING) {
+        relay_maybe_free(r);
+        return;
+    }
+    if (res == 0) {
+        s->eof_in = true;
+        maybe_shutdown(o);
+        return;
+    }
+    if (res == -ENOBUFS) {
+        STATS_INC(&r->w->stats.w[STATS_BUFFERS_EXHAUSTED]);
+        s->starved = true;
+        s->starved_next = r->w->starved;
+        r->w->starved = s;
+        return;
+    }
+    if (res < 0 && res != -ECANCELED) {
+        STATS_INC(cx_stat(r, STATS_CX_RESET));
+        relay_close(r, true, res == -ECONNRESET ? "reset by peer" : "recv error");
+        return;
+    }
+    arm_recv(s); /* the multishot ended (cancelled for backpressure, or by the kernel) */
+}
+
+static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+{
+    struct relay_side *s = op->owner, *o = other(s);
+    struct relay *r = s->r;
+    struct loop_buf *b = s->q_head;
+
+    if (r->state == RELAY_CLOSING) {
+        relay_maybe_free(r);
+        return;
+    }
+    if (res < 0) {
+        if (res == -ECANCELED)
+            return;
+        STATS_INC(cx_stat(r, STATS_CX_RESET));
+        relay_close(r, true, res == -EPIPE || res == -ECONNRESET ? "peer gone" : "send error");
+        return;
+    }
+    r->last_active_ms = loop_now_ms(l);
+    b->off += (uint32_t)res;
+    s->q_len -= (uint32_t)res;
+    if (b->off == b->len) {
+        s->q_head = b->next;
+        if (!s->q_head)
+            s->q_tail = NULL;
+        loop_buf_put(l, b);
+        struct worker *w = r->w;
+        if (w->starved) { /* a buffer is free again: give it to a starved reader */
+            struct relay_side *st = w->starved;
+            w->starved = st->starved_next;
+            st->starved = false;
+            arm_recv(st);
+        }
+    }
+    if (o->recv_paused && s->q_len <= r->w->sc->opts.buffer_bytes / 2) {
+        o->recv_paused = false;
+        arm_recv(o);
+    }
+    kick_send(s);
+    maybe_shutdown(s);
+}
+
+static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
+                       bool more)
+{
+    struct relay *r = op->owner;
+    char a[ADDR_STRLEN];
+    if (r->state == RELAY_CLOSING) {
+        relay_maybe_free(r);
+        return;
+    }
+    if (res < 0) {
+        STATS_INC(cx_stat(r, res == -ETIMEDOUT ? STATS_CX_CONNECT_TIMEOUT
+                                               : STATS_CX_CONNECT_FAIL));
+        log_debug("relay %lu (%s): connect to %s: %s", (unsigned long)r->id,
+                  stats_dir_name(r->dir), addr_format((struct sockaddr *)&r->dst, a),
+                  strerror(-res));
+        relay_close(r, true, "upstream connect failed");
+        return;
+    }
+    r->state = RELAY_OPEN;
+    r->last_active_ms = loop_now_ms(l);
+    arm_recv(&r->side[RELAY_UP]);
+    kick_send(&r->side[RELAY_UP]);
+    maybe_shutdown(&r->side[RELAY_UP]);
+}
+
+/* The upstream socket: nonblocking, no Nagle. Inbound connections leave from 127.0.0.6
+ * (::6 for IPv6), so the pod's OUTPUT rules let them reach the app without capture. */
+static int upstream_socket(struct relay *r)
+{
+    int one = 1, fam = r->dst.ss_family;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (r->dir == STATS_INBOUND) {
+        struct sockaddr_storage src;
+        socklen_t slen;
+        memset(&src, 0, sizeof(src));
+        if (fam == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
+            s4->sin_family = AF_INET;
+            s4->sin_addr.s_addr = htonl(0x7f000006);
+            slen = sizeof(*s4);
+        } else {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
+            s6->sin6_family = AF_INET6;
+            s6->sin6_addr.s6_addr[15] = 6;
+            slen = sizeof(*s6);
+        }
+        /* Choose the port at connect time, so binds don't exhaust ephemeral ports. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&src, slen) < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+    }
+    return fd;
+}
+
+void relay_start(struct worker *w, enum stats_dir dir, int fd)
+{
+    struct sidecar *sc = w->sc;
+    struct relay *r;
+    int one = 1, e;
+    char a[ADDR_STRLEN];
+
+    STATS_INC(&w->stats.cx[dir][STATS_CX_TOTAL]);
+    if (atomic_fetch_add_explicit(&sc->active_cx, 1, memory_order_relaxed) >=
+        (int)sc->opts.max_connections) {
+        atomic_fetch_sub_explicit(&sc->active_cx, 1, memory_order_relaxed);
+        STATS_INC(&w->stats.cx[dir][STATS_CX_OVERFLOW]);
+        close(fd);
+        return;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        STATS_INC(&w->stats.cx[dir][STATS_CX_ALLOC_FAIL]);
+        goto fail_fd;
+    }
+    r->w = w;
+    r->dir = dir;
+    r->id = ++w->next_relay_id;
+    e = origdst_get(fd, &r->dst, &r->dst_len);
+    if (e == -ENOENT && sc->opts.has_static_dst) {
+        r->dst = sc->opts.static_dst;
+        r->dst_len = sc->opts.static_dst_len;
+    } else if (e < 0) {
+        STATS_INC(&w->stats.cx[dir][STATS_CX_NO_ORIGINAL_DST]);
+        log_debug("%s connection: no original destination (%s): closed", stats_dir_name(dir),
+                  strerror(-e));
+        goto fail_relay;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    r->side[RELAY_DOWN].fd = fd;
+    r->side[RELAY_UP].fd = upstream_socket(r);
+    if (r->side[RELAY_UP].fd < 0) {
+        STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
+        log_warn("%s connection to %s: upstream socket: %s", stats_dir_name(dir),
+                 addr_format((struct sockaddr *)&r->dst, a), strerror(-r->side[RELAY_UP].fd));
+        goto fail_relay;
+    }
+    for (int i = 0; i < 2; i++) {
+        struct relay_side *s = &r->side[i];
+        s->r = r;
+        loop_op_init(&s->recv_op, on_recv, s);
+        loop_op_init(&s->send_op, on_send, s);
+    }
+    loop_op_init(&r->connect_op, on_connect, r);
+    r->state = RELAY_CONNECTING;
+    r->last_active_ms = loop_now_ms(w->loop);
+    r->next = w->relays;
+    if (w->relays)
+        w->relays->prev = r;
+    w->relays = r;
+    log_trace("relay %lu (%s): to %s", (unsigned long)r->id, stats_dir_name(dir),
+              addr_format((struct sockaddr *)&r->dst, a));
+    if (loop_connect(w->loop, &r->connect_op, r->side[RELAY_UP].fd, (struct sockaddr *)&r->dst,
+                     r->dst_len, sc->opts.connect_timeout_ms) < 0) {
+        STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
+        relay_close(r, true, "cannot start connect");
+        return;
+    }
+    /* Read the client while connecting: its first bytes are queued for upstream. */
+    arm_recv(&r->side[RELAY_DOWN]);
+    return;
+
+fail_relay:
+    free(r);
+fail_fd:
+    atomic_fetch_sub_explicit(&sc->active_cx, 1, memory_order_relaxed);
+    STATS_INC(&w->stats.cx[dir][STATS_CX_CLOSED]);
+    close(fd);
+}
+
+void relay_sweep(struct worker *w, uint64_t now_ms)
+{
+    unsigned idle = w->sc->opts.idle_timeout_ms;
+    struct relay *r, *next;
+    for (r = w->relays; r; r = next) {
+        next = r->next; /* relay_close may free r */
+        if (idle && r->state == RELAY_OPEN && now_ms - r->last_active_ms >= idle) {
+            STATS_INC(cx_stat(r, STATS_CX_IDLE_TIMEOUT));
+            relay_close(r, false, "idle timeout");
+        }
+    }
+    while (w->starved && loop_buf_free(w->loop) > 0) {
+        struct relay_side *st = w->starved;
+        w->starved = st->starved_next;
+        st->starved = false;
+        arm_recv(st);
+    }
+}
+
+void relay_free_all(struct worker *w)
+{
+    struct relay *r = w->relays, *next;
+    for (; r; r = next) {
+        next = r->next;
+        for (int i = 0; i < 2; i++)
+            if (r->side[i].fd >= 0)
+                close(r->side[i].fd);
+        atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
+        free(r);
+    }
+    w->relays = NULL;
+    w->starved = NULL;
+}

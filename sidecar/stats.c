@@ -1,0 +1,39 @@
+/*
+ * stats.c - names of the counters in stats.h and their summing.
+ */
+#include "stats.h"
+
+static const char *const dir_names[STATS_DIRS] = {"outbound", "inbound"};
+static const char *const cx_names[STATS_CX_COUNT] = {
+    "cx_total",         "cx_closed",    "cx_overflow",         "cx_connect_fail",
+    "cx_connect_timeout", "cx_idle_timeout", "cx_reset",       "cx_no_original_dst",
+    "cx_alloc_fail",    "bytes_rx",     "bytes_tx",
+};
+static const char *const worker_names[STATS_WORKER_COUNT] = {
+    "listener.accept_paused",
+    "buffers.exhausted",
+};
+
+const char *stats_dir_name(enum stats_dir d)
+{
+    return dir_names[d];
+}
+
+const char *stats_cx_name(enum stats_cx c)
+{
+    return cx_names[c];
+}
+
+const char *stats_worker_name(enum stats_worker c)
+{
+    return worker_names[c];
+}
+
+void stats_accumulate(struct stats *sum, const struct stats *one)
+{
+    for (int d = 0; d < STATS_DIRS; d++)
+        for (int c = 0; c < STATS_CX_COUNT; c++)
+            sum->cx[d][c] += __atomic_load_n(&one->cx[d][c], __ATOMIC_RELAXED);
+    for (int c = 0; c < STATS_WORKER_COUNT; c++)
+        sum->w[c] += __atomic_load_n(&one->w[c], __ATOMIC_RELAXED);
+}

@@ -1,0 +1,52 @@
+/*
+ * stats.h - the sidecar's counters. Each worker owns one struct stats and is its only
+ * writer; the admin thread sums all workers' when scraped. Writes are relaxed atomic
+ * stores of a plain increment (a normal mov on x86: no lock prefix), reads relaxed loads,
+ * so there is no data race and no cost on the data path.
+ */
+#ifndef RINGMESH_STATS_H
+#define RINGMESH_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum stats_dir { STATS_OUTBOUND, STATS_INBOUND, STATS_DIRS };
+
+/* Per-direction counters; names in stats.c. */
+enum stats_cx {
+    STATS_CX_TOTAL,           /* accepted downstream connections */
+    STATS_CX_CLOSED,          /* relays finished (any reason) */
+    STATS_CX_OVERFLOW,        /* accepted and closed at once: --max-connections */
+    STATS_CX_CONNECT_FAIL,    /* upstream connect failed (not timeouts) */
+    STATS_CX_CONNECT_TIMEOUT, /* upstream connect timed out */
+    STATS_CX_IDLE_TIMEOUT,    /* closed after --idle-timeout-ms without traffic */
+    STATS_CX_RESET,           /* a reset from either side, propagated to the other */
+    STATS_CX_NO_ORIGINAL_DST, /* not redirected and no --static-dst: closed */
+    STATS_CX_ALLOC_FAIL,      /* no memory for the relay or socket: closed */
+    STATS_BYTES_RX,           /* from downstream */
+    STATS_BYTES_TX,           /* to downstream */
+    STATS_CX_COUNT
+};
+
+/* Worker-wide counters. */
+enum stats_worker {
+    STATS_ACCEPT_PAUSED,   /* accept paused for EMFILE/ENFILE/ENOMEM */
+    STATS_BUFFERS_EXHAUSTED, /* a recv found the buffer pool empty */
+    STATS_WORKER_COUNT
+};
+
+struct stats {
+    uint64_t cx[STATS_DIRS][STATS_CX_COUNT];
+    uint64_t w[STATS_WORKER_COUNT];
+} __attribute__((aligned(64)));
+
+#define STATS_ADD(p, v) __atomic_store_n((p), *(p) + (v), __ATOMIC_RELAXED)
+#define STATS_INC(p)    STATS_ADD(p, 1)
+
+const char *stats_dir_name(enum stats_dir d);
+const char *stats_cx_name(enum stats_cx c);
+const char *stats_worker_name(enum stats_worker c);
+/* sum += one worker's counters (relaxed loads). */
+void stats_accumulate(struct stats *sum, const struct stats *one);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * worker.c - see worker.h. The loop's tick (100 ms) resumes paused accepts, runs the
+ * relay sweep every second, and is where commands from the main thread are also
+ * noticed if a wake-up raced with them.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "relay.h"
+
+#define WORKER_TICK_MS        100
+#define WORKER_SWEEP_MS       1000
+#define WORKER_ACCEPT_PAUSE_MS 100
+
+static void listener_close(struct worker *w, struct listener *ls)
+{
+    if (ls->fd >= 0) {
+        loop_close_fd(w->loop, ls->fd);
+        ls->fd = -1;
+    }
+}
+
+static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
+                      bool more)
+{
+    struct listener *ls = op->owner;
+    struct worker *w = ls->w;
+
+    if (res >= 0)
+        relay_start(w, ls->dir, res);
+    if (more)
+        return;
+    if (w->draining || res == -ECANCELED) {
+        listener_close(w, ls);
+        return;
+    }
+    if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
+        /* Out of descriptors or memory: stop accepting for a while instead of spinning;
+         * the backlog holds new connections until then. */
+        STATS_INC(&w->stats.w[STATS_ACCEPT_PAUSED]);
+        log_warn("%s listener: accept: %s; pausing accept for %d ms",
+                 stats_dir_name(ls->dir), strerror(-res), WORKER_ACCEPT_PAUSE_MS);
+        ls->paused = true;
+        w->accept_resume_ms = loop_now_ms(l) + WORKER_ACCEPT_PAUSE_MS;
+        return;
+    }
+    if (res < 0 && res != -EINTR && res != -ECONNABORTED && res != -EAGAIN)
+        log_warn("%s listener: accept: %s; re-arming", stats_dir_name(ls->dir), strerror(-res));
+    if (loop_accept(l, op, ls->fd) < 0)
+        log_error("%s listener: cannot re-arm accept", stats_dir_name(ls->dir));
+}
+
+static void worker_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    for (int i = 0; i < w->nlisteners; i++) {
+        struct listener *ls = &w->listeners[i];
+        if (ls->accept_op.armed)
+            loop_cancel(w->loop, &ls->accept_op); /* closed when the cancel completes */
+        else
+            listener_close(w, ls);
+    }
+}
+
+static void check_commands(struct worker *w)
+{
+    int cmd = atomic_exchange(&w->cmd, 0);
+    if (cmd & WORKER_CMD_DRAIN)
+        worker_drain(w);
+    if (cmd & WORKER_CMD_STOP)
+        loop_stop(w->loop);
+}
+
+static void on_wake(struct loop *l, void *arg)
+{
+    check_commands(arg);
+}
+
+static void on_tick(struct loop *l, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t now = loop_now_ms(l);
+    check_commands(w);
+    if (w->accept_resume_ms && now >= w->accept_resume_ms) {
+        w->accept_resume_ms = 0;
+        for (int i = 0; i < w->nlisteners; i++) {
+            struct listener *ls = &w->listeners[i];
+            if (ls->paused && !w->draining && ls->fd >= 0 &&
+                loop_accept(l, &ls->accept_op, ls->fd) == 0)
+                ls->paused = false;
+        }
+    }
+    if (now >= w->next_sweep_ms || w->starved) {
+        w->next_sweep_ms = now + WORKER_SWEEP_MS;
+        relay_sweep(w, now);
+    }
+}
+
+/* A SO_REUSEPORT listener on the wildcard address of family fam. -errno on failure;
+ * -EAFNOSUPPORT/-EADDRNOTAVAIL for IPv6 on a host without it. */
+static int listen_socket(int fam, unsigned short port)
+{
+    int one = 1, e;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&ss, 0, sizeof(ss));
+    if (fam == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        len = sizeof(*s4);
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        s6->sin6_addr = in6addr_any;
+        len = sizeof(*s6);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+        e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_t whylen,
+                          char *err, size_t errlen)
+{
+    struct loop_config lc = {
+        .io = sc->opts.io,
+        .buf_count = sc->opts.buf_count,
+        .buf_size = sc->opts.buf_size,
+        .ring_entries = 1024,
+    };
+    struct worker *w;
+    char lerr[256];
+
+    if (posix_memalign((void **)&w, 64, sizeof(*w)) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->sc = sc;
+    w->loop = loop_new(&lc, why_not_uring, whylen, lerr, sizeof(lerr));
+    if (!w->loop) {
+        snprintf(err, errlen, "worker %d: %s", id, lerr);
+        free(w);
+        return NULL;
+    }
+    for (int d = 0; d < STATS_DIRS; d++) {
+        unsigned short port = d == STATS_OUTBOUND ? sc->opts.outbound_port : sc->opts.inbound_port;
+        for (int f = 0; f < 2; f++) {
+            int fam = f == 0 ? AF_INET : AF_INET6;
+            int fd = listen_socket(fam, port);
+            if (fd < 0) {
+                if (fam == AF_INET6 && (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL))
+                    continue; /* no IPv6 here */
+                snprintf(err, errlen, "%s listener on %s port %u: %s", stats_dir_name(d),
+                         fam == AF_INET ? "0.0.0.0" : "[::]", port, strerror(-fd));
+                worker_free(w);
+                return NULL;
+            }
+            struct listener *ls = &w->listeners[w->nlisteners++];
+            ls->w = w;
+            ls->fd = fd;
+            ls->dir = (enum stats_dir)d;
+            loop_op_init(&ls->accept_op, on_accept, ls);
+        }
+    }
+    return w;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    int r;
+    snprintf(name, sizeof(name), "w%d", w->id);
+    log_set_thread_name(name);
+    r = loop_attach_thread(w->loop);
+    if (r < 0) {
+        log_error("cannot attach the %s ring to the worker thread: %s",
+                  loop_backend_name(loop_backend(w->loop)), strerror(-r));
+        return NULL;
+    }
+    loop_set_wake_cb(w->loop, on_wake, w);
+    loop_set_tick(w->loop, WORKER_TICK_MS, on_tick, w);
+    for (int i = 0; i < w->nlisteners; i++)
+        if (loop_accept(w->loop, &w->listeners[i].accept_op, w->listeners[i].fd) < 0)
+            log_error("cannot start accepting on listener %d", i);
+    check_commands(w); /* a drain may have come before the thread ran */
+    r = loop_run(w->loop);
+    if (r < 0)
+        log_error("loop failed: %s", strerror(-r));
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int r = pthread_create(&w->thread, NULL, worker_main, w);
+    return -r;
+}
+
+void worker_command(struct worker *w, enum worker_cmd cmd)
+{
+    atomic_fetch_or(&w->cmd, (int)cmd);
+    loop_wake(w->loop);
+}
+
+void worker_free(struct worker *w)
+{
+    if (!w)
+        return;
+    if (w->thread)
+        pthread_join(w->thread, NULL);
+    relay_free_all(w);
+    for (int i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].fd >= 0)
+            close(w->listeners[i].fd);
+    loop_free(w->loop);
+    free(w);
+}
