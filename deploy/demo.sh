@@ -6,7 +6,8 @@
 # ringmesh-sidecar runs as uid 1337, and an HTTP app (python3 -m http.server) runs as uid
 # 1000. curl in one pod talks to another pod's app; both sidecars carry the connection.
 # At the end the demo prints what every sidecar counted, then tears everything down.
-# Needs root. Exits non-zero if any step fails.
+# Needs root. Exits non-zero if any step fails. DEMO_IO=uring|epoll picks the sidecars' I/O
+# backend (default: the sidecar's own choice, --io auto).
 set -u
 if [ "$(id -u)" != 0 ]; then
     echo "demo: needs root (network namespaces and iptables)" >&2
@@ -25,9 +26,9 @@ say() { printf '%s\n' "$*"; }
 step() { # step "what" cmd...: one line, ok or FAILED with the command's output
     local what=$1 out; shift
     if out=$("$@" 2>&1); then
-        printf '  %-58s ok\n' "$what"
+        printf '  %-62s ok\n' "$what"
     else
-        printf '  %-58s FAILED\n' "$what"
+        printf '  %-62s FAILED\n' "$what"
         printf '%s\n' "$out" | sed 's/^/      /' | tail -n 5
         FAILS=$((FAILS + 1)); TAP_FAILED=$((TAP_FAILED + 1))
     fi
@@ -51,21 +52,21 @@ for i in "${!PODS[@]}"; do
     p=${PODS[$i]}
     pod "$p" "${IPS[$i]}" >/dev/null
     step "pod $p ${IPS[$i]}: ringmesh-init (iptables)" pod_init "$p"
-    step "pod $p: ringmesh-sidecar ready" pod_sidecar "$p" --log-level info
+    step "pod $p: ringmesh-sidecar --io ${DEMO_IO:-auto} ready" pod_sidecar "$p" --io "${DEMO_IO:-auto}"
     pod_app "$p" "$RM_PY" -m http.server "$PORT" --bind 0.0.0.0 --directory "$www"
     step "pod $p: app python3 -m http.server :$PORT" wait_port "$p" "$PORT"
 done
 [ "$FAILS" = 0 ] || { say ""; say "demo: bring-up failed"; exit 1; }
 
 # curl_ok POD URL: the body must come back with 200
-curl_ok() { in_pod "$1" curl -sf --max-time 10 -o /dev/null "$2"; }
+curl_ok() { in_pod "$1" curl -sSf --max-time 5 -o /dev/null "$2"; }
 curl_n() { # POD URL N
     local i
     for ((i = 0; i < $3; i++)); do curl_ok "$1" "$2" || return 1; done
 }
 curl_blob() { # POD URL: 4 MiB file, sha256 compared
     local got
-    got=$(in_pod "$1" curl -sf --max-time 20 "$2" | sha256sum | cut -d' ' -f1)
+    got=$(in_pod "$1" curl -sSf --max-time 10 "$2" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$blob_sha" ] || { echo "sha256 $got, want $blob_sha"; return 1; }
 }
 
