@@ -296,8 +296,8 @@ static int detect_backend(enum rules_backend_mode mode, enum apply_backend *b, c
     has_nft = find_bin(tool(APPLY_BACKEND_NFT, 4, false), path, sizeof(path)) == 0;
     has_legacy = find_bin(tool(APPLY_BACKEND_LEGACY, 4, false), path, sizeof(path)) == 0;
     if (!has_nft && !has_legacy) {
-        snprintf(err, errlen, "neither iptables-nft-save nor iptables-legacy-save found in PATH "
-                              "or /usr/sbin:/sbin (is iptables installed?)");
+        snprintf(err, errlen, "iptables not found: neither iptables-nft-save nor "
+                              "iptables-legacy-save is in PATH or /usr/sbin:/sbin");
         return -ENOENT;
     }
     /* Like istio-iptables: whichever backend already holds rules is the node's choice
