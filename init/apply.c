@@ -77,15 +77,14 @@ static int find_bin(const char *name, char *path, size_t len)
 
 /* What a finished child said. */
 struct run_result {
-    int status;                /* exit code, or 128+signal */
-    struct rules_text out;     /* stdout, owned */
-    char errtext[1024];        /* stderr, first bytes, trailing newlines trimmed */
+    int status;            /* exit code, or 128+signal */
+    struct rules_text out; /* stdout, owned */
+    char errtext[1024];    /* stderr, first bytes, trailing newlines trimmed */
 };
 
 /* Runs argv[0] (an absolute path) with input on stdin, collecting stdout and stderr.
  * 0 once the child was reaped (see r->status), or -errno if it could not run. */
-static int run(const char *const argv[], const char *input, size_t input_len,
-               struct run_result *r)
+static int run(const char *const argv[], const char *input, size_t input_len, struct run_result *r)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
     size_t written = 0, errlen = 0;
@@ -190,8 +189,8 @@ static bool says_permission(const char *s)
 }
 
 /* Runs one iptables tool; on failure fills err with the tool's own words. */
-static int run_tool(const char *name, const char *const args[], const char *input,
-                    size_t input_len, struct rules_text *out, char *err, size_t errlen)
+static int run_tool(const char *name, const char *const args[], const char *input, size_t input_len,
+                    struct rules_text *out, char *err, size_t errlen)
 {
     const char *argv[8];
     char path[256];
@@ -216,7 +215,8 @@ static int run_tool(const char *name, const char *const args[], const char *inpu
     if (r.status != 0) {
         ret = says_permission(r.errtext) ? -EPERM : -EIO;
         snprintf(err, errlen, "%s failed (exit %d)%s: %s", name, r.status,
-                 ret == -EPERM ? ", no CAP_NET_ADMIN?" : "", r.errtext[0] ? r.errtext : "no output");
+                 ret == -EPERM ? ", no CAP_NET_ADMIN?" : "",
+                 r.errtext[0] ? r.errtext : "no output");
         rules_text_free(&r.out);
         return ret;
     }
@@ -296,8 +296,9 @@ static int detect_backend(enum rules_backend_mode mode, enum apply_backend *b, c
     has_nft = find_bin(tool(APPLY_BACKEND_NFT, 4, false), path, sizeof(path)) == 0;
     has_legacy = find_bin(tool(APPLY_BACKEND_LEGACY, 4, false), path, sizeof(path)) == 0;
     if (!has_nft && !has_legacy) {
-        snprintf(err, errlen, "iptables not found: neither iptables-nft-save nor "
-                              "iptables-legacy-save is in PATH or /usr/sbin:/sbin");
+        snprintf(err, errlen,
+                 "iptables not found: neither iptables-nft-save nor "
+                 "iptables-legacy-save is in PATH or /usr/sbin:/sbin");
         return -ENOENT;
     }
     /* Like istio-iptables: whichever backend already holds rules is the node's choice
@@ -321,9 +322,10 @@ static int detect_backend(enum rules_backend_mode mode, enum apply_backend *b, c
                  has_nft ? "legacy tables hold rules, nft ones none" : "no iptables-nft");
     } else {
         *b = APPLY_BACKEND_NFT;
-        log_info("iptables backend nft (%s)",
-                 n_nft ? "nft tables hold rules" : !has_legacy ? "no iptables-legacy"
-                 : n_legacy ? "both hold rules, nft preferred" : "no rules yet, nft preferred");
+        log_info("iptables backend nft (%s)", n_nft         ? "nft tables hold rules"
+                                              : !has_legacy ? "no iptables-legacy"
+                                              : n_legacy    ? "both hold rules, nft preferred"
+                                                            : "no rules yet, nft preferred");
     }
     return 0;
 }
@@ -363,8 +365,9 @@ int apply_plan(const struct rules_opts *o, struct apply_plan *p, char *err, size
     memset(p, 0, sizeof(*p));
     p->cleanup = o->cleanup;
     if (!caps && !o->dry_run) {
-        snprintf(err, errlen, "no CAP_NET_ADMIN: run as root, or give the init container "
-                              "the NET_ADMIN capability");
+        snprintf(err, errlen,
+                 "no CAP_NET_ADMIN: run as root, or give the init container "
+                 "the NET_ADMIN capability");
         return -EPERM;
     }
     p->v6 = o->ipv6 == RULES_IPV6_ON ||
@@ -392,7 +395,8 @@ int apply_plan(const struct rules_opts *o, struct apply_plan *p, char *err, size
     }
     if (ret < 0 && o->dry_run) {
         log_warn("dry run: live rules not read (%s); showing the input for a pod without "
-                 "ringmesh rules", err);
+                 "ringmesh rules",
+                 err);
         rules_live_free(&live4);
         rules_live_free(&live6);
         ret = 0;

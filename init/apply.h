@@ -25,13 +25,13 @@ enum apply_backend {
 /* One run's decisions and the restore input for each family. Owned by the caller;
  * release with apply_plan_free(). */
 struct apply_plan {
-    bool cleanup;                /* text removes only */
-    enum apply_backend backend;  /* valid when backend_known */
-    bool backend_known;          /* false in a dry run without CAP_NET_ADMIN */
-    bool live_read;              /* live state was read, so text is exactly what applies */
-    bool v6;                     /* the IPv6 family is part of this run */
-    struct rules_text text4;     /* owned; empty when there is nothing to do */
-    struct rules_text text6;     /* owned; empty when !v6 or nothing to do */
+    bool cleanup;               /* text removes only */
+    enum apply_backend backend; /* valid when backend_known */
+    bool backend_known;         /* false in a dry run without CAP_NET_ADMIN */
+    bool live_read;             /* live state was read, so text is exactly what applies */
+    bool v6;                    /* the IPv6 family is part of this run */
+    struct rules_text text4;    /* owned; empty when there is nothing to do */
+    struct rules_text text6;    /* owned; empty when !v6 or nothing to do */
 };
 
 /* "nft" or "legacy". */

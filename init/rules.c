@@ -195,8 +195,8 @@ int rules_parse_cidr(const char *flag, const char *s, struct rules_cidr *out, ch
     if (!slash) {
         plen = max;
     } else if (parse_uint(slash + 1, 255, &plen) < 0 || plen > max) {
-        snprintf(err, errlen, "%s: '%s' has a bad prefix length (IPv%c allows 0-%u)", flag,
-                 s, out->family == AF_INET ? '4' : '6', max);
+        snprintf(err, errlen, "%s: '%s' has a bad prefix length (IPv%c allows 0-%u)", flag, s,
+                 out->family == AF_INET ? '4' : '6', max);
         return -EINVAL;
     }
     out->prefix_len = (unsigned)plen;
@@ -316,7 +316,8 @@ void rules_opts_default(struct rules_opts *o)
     o->proxy_uid = RULES_DEFAULT_PROXY_UID;
     o->proxy_gid = RULES_DEFAULT_PROXY_UID;
     o->inbound_all = true;
-    for (size_t i = 0; i < sizeof(always_excluded_inbound) / sizeof(always_excluded_inbound[0]); i++)
+    for (size_t i = 0; i < sizeof(always_excluded_inbound) / sizeof(always_excluded_inbound[0]);
+         i++)
         ports_add(&o->inbound_exclude, always_excluded_inbound[i]);
     o->outbound_all = true;
     o->ipv6 = RULES_IPV6_AUTO;
@@ -352,8 +353,8 @@ static const struct opt_def *find_opt(const char *arg, const char **inline_val, 
     return NULL;
 }
 
-static int apply_opt(struct rules_opts *o, const struct opt_def *d, const char *flag,
-                     const char *v, bool *gid_given, char *err, size_t errlen)
+static int apply_opt(struct rules_opts *o, const struct opt_def *d, const char *flag, const char *v,
+                     bool *gid_given, char *err, size_t errlen)
 {
     switch (d->id) {
     case OPT_ENVOY_PORT:
@@ -374,7 +375,8 @@ static int apply_opt(struct rules_opts *o, const struct opt_def *d, const char *
         return o->inbound_all ? 0 : rules_parse_ports(flag, v, &o->inbound_ports, err, errlen);
     case OPT_IN_EXCLUDE:
         memset(&o->inbound_exclude, 0, sizeof(o->inbound_exclude));
-        for (size_t i = 0; i < sizeof(always_excluded_inbound) / sizeof(always_excluded_inbound[0]); i++)
+        for (size_t i = 0; i < sizeof(always_excluded_inbound) / sizeof(always_excluded_inbound[0]);
+             i++)
             ports_add(&o->inbound_exclude, always_excluded_inbound[i]);
         o->inbound_exclude_given = true;
         return rules_parse_ports(flag, v, &o->inbound_exclude, err, errlen);
@@ -428,8 +430,7 @@ bad_choice:
     return -EINVAL;
 }
 
-int rules_opts_parse(struct rules_opts *o, int argc, char *const argv[], char *err,
-                     size_t errlen)
+int rules_opts_parse(struct rules_opts *o, int argc, char *const argv[], char *err, size_t errlen)
 {
     bool gid_given = false;
     char flag[64];
@@ -603,8 +604,7 @@ int rules_render(const struct rules_opts *o, int family, const struct rules_live
     rules_text_printf(out, "-A " CH_IN_REDIRECT " -p tcp -j REDIRECT --to-ports %u\n",
                       o->inbound_capture_port);
     render_output(o, f, out);
-    rules_text_printf(out, "-A " CH_REDIRECT " -p tcp -j REDIRECT --to-ports %u\n",
-                      o->envoy_port);
+    rules_text_printf(out, "-A " CH_REDIRECT " -p tcp -j REDIRECT --to-ports %u\n", o->envoy_port);
     rules_text_printf(out, "COMMIT\n");
     return out->oom ? -ENOMEM : 0;
 }
@@ -638,11 +638,19 @@ static bool is_ours(const char *chain, size_t len)
     return len > plen && memcmp(chain, RULES_CHAIN_PREFIX, plen) == 0;
 }
 
-/* True when the rule line targets one of our chains with -j or -g. */
+/* True when the rule line targets one of our chains with -j or -g. Quoted text (a
+ * comment match) is skipped: it may contain anything, "-j RINGMESH_X" included. */
 static bool targets_ours(const char *line)
 {
-    for (const char *p = line; (p = strstr(p, " -")) != NULL; p += 2) {
-        if ((p[2] == 'j' || p[2] == 'g') && p[3] == ' ') {
+    bool quoted = false;
+
+    for (const char *p = line; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+        } else if (*p == '"') {
+            quoted = !quoted;
+        } else if (!quoted && p[0] == ' ' && p[1] == '-' && (p[2] == 'j' || p[2] == 'g') &&
+                   p[3] == ' ') {
             const char *tgt = p + 4;
             return is_ours(tgt, strcspn(tgt, " "));
         }

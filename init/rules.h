@@ -47,10 +47,10 @@ struct rules_ports {
 };
 
 struct rules_cidr {
-    int family;             /* AF_INET or AF_INET6 */
-    uint8_t addr[16];       /* network order, host bits cleared; v4 uses the first 4 */
-    unsigned prefix_len;    /* 0..32 or 0..128 */
-    bool addr_is_loopback;  /* the address as written was 127/8 or ::1 (istio's test) */
+    int family;            /* AF_INET or AF_INET6 */
+    uint8_t addr[16];      /* network order, host bits cleared; v4 uses the first 4 */
+    unsigned prefix_len;   /* 0..32 or 0..128 */
+    bool addr_is_loopback; /* the address as written was 127/8 or ::1 (istio's test) */
 };
 
 struct rules_cidrs {
@@ -60,12 +60,12 @@ struct rules_cidrs {
 
 /* Everything the command line says. Plain value struct, owned by the caller (~15 KiB). */
 struct rules_opts {
-    uint16_t envoy_port;           /* -p: outbound capture port */
-    uint16_t inbound_capture_port; /* -z: inbound capture port */
-    uint16_t inbound_tunnel_port;  /* -e: HBONE tunnel port, never captured */
-    uint32_t proxy_uid;            /* -u */
-    uint32_t proxy_gid;            /* -g; defaults to proxy_uid, as in istio-iptables */
-    bool inbound_all;              /* -b '*' */
+    uint16_t envoy_port;                 /* -p: outbound capture port */
+    uint16_t inbound_capture_port;       /* -z: inbound capture port */
+    uint16_t inbound_tunnel_port;        /* -e: HBONE tunnel port, never captured */
+    uint32_t proxy_uid;                  /* -u */
+    uint32_t proxy_gid;                  /* -g; defaults to proxy_uid, as in istio-iptables */
+    bool inbound_all;                    /* -b '*' */
     struct rules_ports inbound_ports;    /* -b list (used when !inbound_all) */
     struct rules_ports inbound_exclude;  /* 15090,15021,15020 then -d (only with '*') */
     bool inbound_exclude_given;          /* -d was on the command line */
@@ -91,9 +91,9 @@ struct rules_text {
 
 /* What an earlier run left in one family's nat table, from rules_live_parse(). */
 struct rules_live {
-    struct rules_text deletes;                          /* "-D ..." lines for our jumps */
-    unsigned n_jumps;                                   /* lines in deletes */
-    char chain[RULES_MAX_LIVE_CHAIN][RULES_CHAIN_LEN];  /* RINGMESH_* chains present */
+    struct rules_text deletes;                         /* "-D ..." lines for our jumps */
+    unsigned n_jumps;                                  /* lines in deletes */
+    char chain[RULES_MAX_LIVE_CHAIN][RULES_CHAIN_LEN]; /* RINGMESH_* chains present */
     unsigned n_chains;
 };
 
@@ -105,8 +105,7 @@ void rules_opts_default(struct rules_opts *o);
  * "--flag=value" or "--flag value", short ones "-p value" or "-pvalue". Returns 0, or
  * -EINVAL with err naming the flag and the bad value ("--envoy-port: '70000' is not a
  * port (1-65535)"). With -h/--help it returns 0 at once with o->help set. Never prints. */
-int rules_opts_parse(struct rules_opts *o, int argc, char *const argv[], char *err,
-                     size_t errlen);
+int rules_opts_parse(struct rules_opts *o, int argc, char *const argv[], char *err, size_t errlen);
 
 /* Parses a comma-separated port list ("" = empty, items 1..65535, spaces around items
  * ignored) and appends new ports to out. flag names the option in errors. 0 or -EINVAL. */

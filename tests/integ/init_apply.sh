@@ -42,7 +42,10 @@ fi
 in_ns() { ip netns exec "$ns" "$@"; }
 # Our rules as iptables-save prints them, grouped per chain (stable sort keeps each
 # chain's rule order, which is what matters): from save output or from dry-run text.
-ours() { grep -E '^(:RINGMESH_|-A RINGMESH_|-A [A-Z_]+ .*-j RINGMESH_)' | sed 's/ \[[0-9]*:[0-9]*\]$//' | sort -s -k1,1 -k2,2; }
+ours() {
+    grep -E '^(:RINGMESH_|-A RINGMESH_|-A [A-Z_]+ .*-j RINGMESH_)' |
+        sed 's/ \[[0-9]*:[0-9]*\]$//' | sort -s -k1,1 -k2,2
+}
 save4() { in_ns iptables-save "$@" | grep -v '^#'; }
 save6() { in_ns ip6tables-save "$@" | grep -v '^#'; }
 # Everything that is not ours, all tables, both families: must never change.
@@ -155,7 +158,11 @@ try:
     s.connect(("10.77.0.99", 80)); print(s.recv(64).decode().strip())
 except OSError as e:
     print("not captured:", e)'
-    for _ in $(seq 50); do in_ns "$PY" -c 'import socket; socket.create_connection(("127.0.0.1", 15001), 1)' 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 50); do
+        in_ns "$PY" -c 'import socket; socket.create_connection(("127.0.0.1", 15001), 1)' \
+            2>/dev/null && break
+        sleep 0.1
+    done
     got=$(in_ns "$PY" -c "$probe" 2>&1)
     check "app connection to 10.77.0.99:80 lands on 15001" [ "$got" = captured ]
     got=$(in_ns setpriv --reuid 1337 --regid 1337 --clear-groups "$PY" -c "$probe" 2>&1)

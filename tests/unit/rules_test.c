@@ -95,9 +95,8 @@ static void test_goldens(void)
 {
     golden("defaults", (const char *[]){NULL});
     golden("defaults_v6", (const char *[]){"--ipv6", "on", NULL});
-    golden("custom_ports_ids", (const char *[]){"-p", "16001", "--inbound-capture-port=16006",
-                                                "-e", "16008", "--proxy-uid", "2000", "-g3000",
-                                                NULL});
+    golden("custom_ports_ids", (const char *[]){"-p", "16001", "--inbound-capture-port=16006", "-e",
+                                                "16008", "--proxy-uid", "2000", "-g3000", NULL});
     golden("gid_follows_uid", (const char *[]){"--proxy-uid", "2102", NULL});
     golden("inbound_include", (const char *[]){"-b", "8080, 9090,8080", NULL});
     golden("inbound_none", (const char *[]){"--inbound-ports", "", NULL});
@@ -110,10 +109,26 @@ static void test_goldens(void)
     golden("cidr_dual_stack",
            (const char *[]){"--ipv6", "on", "-i", "10.96.0.0/12,fd00:10:96::/112", "-x",
                             "fd00:10:96::1", NULL});
-    golden("combo",
-           (const char *[]){"--ipv6=on", "-p", "15101", "-z", "15106", "-u", "1500", "-b",
-                            "80,443", "-d", "9999", "-q", "8443", "-o", "53", "-i",
-                            "10.0.0.0/8,fd00::/8", "-x", "10.1.0.0/16,fd00:1::/32", NULL});
+    golden("combo", (const char *[]){"--ipv6=on",
+                                     "-p",
+                                     "15101",
+                                     "-z",
+                                     "15106",
+                                     "-u",
+                                     "1500",
+                                     "-b",
+                                     "80,443",
+                                     "-d",
+                                     "9999",
+                                     "-q",
+                                     "8443",
+                                     "-o",
+                                     "53",
+                                     "-i",
+                                     "10.0.0.0/8,fd00::/8",
+                                     "-x",
+                                     "10.1.0.0/16,fd00:1::/32",
+                                     NULL});
 }
 
 /* A bad flag: parse fails with -EINVAL and exactly this message. */
@@ -201,8 +216,8 @@ static void test_parse(void)
     parse((const char *[]){"-p", "1", "-p", "2", "--cleanup-only", "-n", NULL}, err, sizeof(err));
     is_int(opts.envoy_port, 2, "last -p wins");
     ok(opts.cleanup && opts.dry_run, "--cleanup-only and -n set their modes");
-    parse((const char *[]){"--cleanup", "--iptables-mode", "legacy", "--ipv6", "off", NULL},
-          err, sizeof(err));
+    parse((const char *[]){"--cleanup", "--iptables-mode", "legacy", "--ipv6", "off", NULL}, err,
+          sizeof(err));
     ok(opts.cleanup && opts.backend == RULES_BACKEND_LEGACY && opts.ipv6 == RULES_IPV6_OFF,
        "--cleanup, --iptables-mode legacy, --ipv6 off");
     parse((const char *[]){"-b", "80", "-b", " * ", NULL}, err, sizeof(err));
@@ -272,6 +287,7 @@ static const char live_save[] =
     ":RINGMESH_OUTPUT - [0:0]\n"
     "-A PREROUTING -p tcp -j RINGMESH_INBOUND\n"
     "-A PREROUTING -p tcp -m comment --comment \"-j RINGMESH_FAKE\" -j KUBE-X\n"
+    "-A PREROUTING -p tcp -m comment --comment \"a \\\" -j RINGMESH_FAKE\" -j KUBE-X\n"
     "-A OUTPUT -p tcp -m tcp --dport 9 -j ACCEPT\n"
     "-A OUTPUT -j RINGMESH_OUTPUT\n"
     "-A RINGMESH_OUTPUT -j RINGMESH_INBOUND\n"
@@ -287,8 +303,9 @@ static void test_live(void)
     is_int(live.n_chains, 2, "two nat chains of ours (filter table ignored)");
     is_str(live.chain[0], "RINGMESH_INBOUND", "first chain");
     is_str(live.chain[1], "RINGMESH_OUTPUT", "second chain");
-    is_int(live.n_jumps, 2, "two jumps; the quoted comment is not a target");
-    is_str(live.deletes.buf, "-D PREROUTING -p tcp -j RINGMESH_INBOUND\n-D OUTPUT -j RINGMESH_OUTPUT\n",
+    is_int(live.n_jumps, 2, "two jumps; quoted comments (escaped quotes too) are not targets");
+    is_str(live.deletes.buf,
+           "-D PREROUTING -p tcp -j RINGMESH_INBOUND\n-D OUTPUT -j RINGMESH_OUTPUT\n",
            "deletes are the save lines with -A turned into -D");
     ok(rules_live_has_any(&live), "has_any");
 
