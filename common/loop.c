@@ -274,25 +274,37 @@ int loop_attach_thread(struct loop *l)
     return l->be->attach ? l->be->attach(l) : 0;
 }
 
+int loop_run_once(struct loop *l, int max_wait_ms)
+{
+    flush_pending(l);
+    if (l->stop)
+        return 0;
+    int timeout = max_wait_ms;
+    if (l->pending_head)
+        timeout = 0;
+    else if (l->tick_ms) {
+        int until = l->next_tick_ms > l->now_ms ? (int)(l->next_tick_ms - l->now_ms) : 0;
+        if (timeout < 0 || until < timeout)
+            timeout = until;
+    }
+    int r = l->be->wait(l, timeout);
+    if (r < 0)
+        return r;
+    l->now_ms = loop_clock_ms();
+    if (l->tick_ms && l->now_ms >= l->next_tick_ms) {
+        l->next_tick_ms = l->now_ms + l->tick_ms;
+        l->tick_cb(l, l->tick_arg);
+    }
+    flush_pending(l);
+    return 0;
+}
+
 int loop_run(struct loop *l)
 {
     while (!l->stop) {
-        flush_pending(l);
-        if (l->stop)
-            break;
-        int timeout = -1;
-        if (l->pending_head)
-            timeout = 0;
-        else if (l->tick_ms)
-            timeout = l->next_tick_ms > l->now_ms ? (int)(l->next_tick_ms - l->now_ms) : 0;
-        int r = l->be->wait(l, timeout);
+        int r = loop_run_once(l, -1);
         if (r < 0)
             return r;
-        l->now_ms = loop_clock_ms();
-        if (l->tick_ms && l->now_ms >= l->next_tick_ms) {
-            l->next_tick_ms = l->now_ms + l->tick_ms;
-            l->tick_cb(l, l->tick_arg);
-        }
     }
     return 0;
 }
