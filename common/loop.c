@@ -198,6 +198,16 @@ int loop_read(struct loop *l, struct loop_op *op, int fd, void *p, uint32_t len)
     return r;
 }
 
+int loop_poll_err(struct loop *l, struct loop_op *op, int fd)
+{
+    op->kind = LOOP_OP_POLL_ERR;
+    op->fd = fd;
+    op->cancelled = false;
+    int r = l->be->poll_err(l, op);
+    op->armed = r == 0;
+    return r;
+}
+
 void loop_cancel(struct loop *l, struct loop_op *op)
 {
     if (!op->armed || op->cancelled || op->in_pending)

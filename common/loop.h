@@ -45,7 +45,8 @@ struct loop_buf {
 
 /* res: accept: the new fd or -errno; recv: bytes (buf set), 0 at EOF, or -errno;
  * send: bytes sent (may be fewer than asked) or -errno; connect: 0 or -errno
- * (-ETIMEDOUT when its timeout fired); read: bytes or -errno. */
+ * (-ETIMEDOUT when its timeout fired); read: bytes or -errno; poll_err: the poll mask
+ * (POLLERR, POLLHUP) or -errno. */
 typedef void (*loop_op_cb)(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
                            bool more);
 
@@ -56,6 +57,7 @@ enum loop_op_kind {
     LOOP_OP_SEND,
     LOOP_OP_CONNECT,
     LOOP_OP_READ,
+    LOOP_OP_POLL_ERR,
 };
 
 /* Embedded by its owner; zero it (or loop_op_init) before the first use. */
@@ -106,6 +108,10 @@ int loop_send(struct loop *l, struct loop_op *op, int fd, const void *p, uint32_
 int loop_connect(struct loop *l, struct loop_op *op, int fd, const struct sockaddr *sa,
                  socklen_t salen, uint32_t timeout_ms);
 int loop_read(struct loop *l, struct loop_op *op, int fd, void *p, uint32_t len);
+/* Completes once when fd reports an error or hang-up (a reset arrived, or both
+ * directions are closed), without reading: how a connection whose reads are paused
+ * still notices that its peer is gone. */
+int loop_poll_err(struct loop *l, struct loop_op *op, int fd);
 /* Asks an armed op to end; no-op when it isn't armed. */
 void loop_cancel(struct loop *l, struct loop_op *op);
 /* Closes fd. The caller must have no armed op on it. */

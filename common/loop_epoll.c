@@ -2,8 +2,8 @@
  * loop_epoll.c - the epoll backend: the loop's completion semantics on top of
  * level-triggered readiness and nonblocking syscalls.
  *
- * A table indexed by fd holds the op waiting to read (accept, recv, read) and the op
- * waiting to write (send, connect) on each fd; the epoll registration always equals
+ * A table indexed by fd holds the op waiting to read (accept, recv, read), the op
+ * waiting to write (send, connect) and the op waiting for an error (poll_err) on each fd; the epoll registration always equals
  * what those two want. Sends and connects are tried at once and complete through the
  * deferred list, so a callback never runs inside the call that started its op. One
  * readiness event does one recv (fairness between connections, like one multishot
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 struct epoll_fdent {
-    struct loop_op *rd, *wr;
+    struct loop_op *rd, *wr, *err;
     uint32_t events; /* registered with epoll */
 };
 
@@ -90,7 +90,7 @@ static struct epoll_fdent *fdent(struct loop *l, int fd)
 /* Makes the epoll registration of fd match what its ops wait for. */
 static int sync_fd(struct loop *l, int fd, struct epoll_fdent *e)
 {
-    uint32_t want = (e->rd ? EPOLLIN : 0) | (e->wr ? EPOLLOUT : 0);
+    uint32_t want = (e->rd ? EPOLLIN : 0) | (e->wr ? EPOLLOUT : 0) | (e->err ? EPOLLERR : 0);
     struct epoll_event ev = {.events = want, .data.fd = fd};
     int op, r;
     if (want == e->events)
@@ -105,22 +105,23 @@ static int sync_fd(struct loop *l, int fd, struct epoll_fdent *e)
     return 0;
 }
 
-static int watch(struct loop *l, struct loop_op *op, bool rd)
+/* Which slot of an fd's entry an op waits in. */
+static struct loop_op **slot(struct epoll_fdent *e, const struct loop_op *op)
+{
+    return op->kind == LOOP_OP_POLL_ERR                                ? &e->err
+           : op->kind == LOOP_OP_SEND || op->kind == LOOP_OP_CONNECT ? &e->wr
+                                                                       : &e->rd;
+}
+
+static int watch(struct loop *l, struct loop_op *op)
 {
     struct epoll_fdent *e = fdent(l, op->fd);
     if (!e)
         return -ENOMEM;
-    if (rd)
-        e->rd = op;
-    else
-        e->wr = op;
+    *slot(e, op) = op;
     int r = sync_fd(l, op->fd, e);
-    if (r < 0) {
-        if (rd)
-            e->rd = NULL;
-        else
-            e->wr = NULL;
-    }
+    if (r < 0)
+        *slot(e, op) = NULL;
     return r;
 }
 
@@ -134,6 +135,8 @@ static void unwatch(struct loop *l, struct loop_op *op)
         e->rd = NULL;
     if (e->wr == op)
         e->wr = NULL;
+    if (e->err == op)
+        e->err = NULL;
     sync_fd(l, op->fd, e);
 }
 
@@ -148,17 +151,22 @@ static void connect_list_remove(struct loop *l, struct loop_op *op)
 
 static int epoll_accept(struct loop *l, struct loop_op *op)
 {
-    return watch(l, op, true);
+    return watch(l, op);
 }
 
 static int epoll_recv(struct loop *l, struct loop_op *op)
 {
-    return watch(l, op, true);
+    return watch(l, op);
 }
 
 static int epoll_read(struct loop *l, struct loop_op *op)
 {
-    return watch(l, op, true);
+    return watch(l, op);
+}
+
+static int epoll_poll_err(struct loop *l, struct loop_op *op)
+{
+    return watch(l, op);
 }
 
 static int epoll_send(struct loop *l, struct loop_op *op)
@@ -168,7 +176,7 @@ static int epoll_send(struct loop *l, struct loop_op *op)
         loop_defer(l, op, n >= 0 ? (int)n : -errno, NULL);
         return 0;
     }
-    return watch(l, op, false);
+    return watch(l, op);
 }
 
 static int epoll_connect(struct loop *l, struct loop_op *op, const struct sockaddr *sa,
@@ -182,7 +190,7 @@ static int epoll_connect(struct loop *l, struct loop_op *op, const struct sockad
         loop_defer(l, op, -errno, NULL);
         return 0;
     }
-    int r = watch(l, op, false);
+    int r = watch(l, op);
     if (r == 0 && op->timeout_ms) {
         op->deadline_ms = loop_clock_ms() + op->timeout_ms;
         op->tnext = est(l)->connects;
@@ -338,6 +346,11 @@ static int epoll_wait_dispatch(struct loop *l, int timeout_ms)
             on_readable(l, s->fds[fd].rd);
         if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && s->fds[fd].wr)
             on_writable(l, s->fds[fd].wr);
+        if ((ev & (EPOLLERR | EPOLLHUP)) && s->fds[fd].err) {
+            struct loop_op *op = s->fds[fd].err;
+            unwatch(l, op);
+            loop_complete(l, op, (int)(ev & (EPOLLERR | EPOLLHUP)), NULL, false);
+        }
     }
     if (s->connects)
         expire_connects(l);
@@ -353,6 +366,7 @@ const struct loop_backend_ops loop_epoll_ops = {
     .send = epoll_send,
     .connect = epoll_connect,
     .read = epoll_read,
+    .poll_err = epoll_poll_err,
     .cancel = epoll_cancel,
     .close_fd = epoll_close_fd,
     .buf_put = epoll_buf_put,

@@ -16,6 +16,7 @@ struct loop_backend_ops {
     int (*send)(struct loop *l, struct loop_op *op);
     int (*connect)(struct loop *l, struct loop_op *op, const struct sockaddr *sa, socklen_t salen);
     int (*read)(struct loop *l, struct loop_op *op);
+    int (*poll_err)(struct loop *l, struct loop_op *op);
     void (*cancel)(struct loop *l, struct loop_op *op);
     void (*close_fd)(struct loop *l, int fd);
     void (*buf_put)(struct loop *l, struct loop_buf *b);

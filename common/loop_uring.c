@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +190,14 @@ static int uring_read(struct loop *l, struct loop_op *op)
     return 0;
 }
 
+static int uring_poll_err(struct loop *l, struct loop_op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(l);
+    io_uring_prep_poll_add(sqe, op->fd, POLLERR | POLLHUP);
+    io_uring_sqe_set_data(sqe, op);
+    return 0;
+}
+
 static void uring_cancel(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
@@ -284,6 +293,7 @@ const struct loop_backend_ops loop_uring_ops = {
     .send = uring_send,
     .connect = uring_connect,
     .read = uring_read,
+    .poll_err = uring_poll_err,
     .cancel = uring_cancel,
     .close_fd = uring_close_fd,
     .buf_put = uring_buf_put,

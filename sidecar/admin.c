@@ -123,6 +123,7 @@ size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
     }
     for (int c = 0; c < STATS_WORKER_COUNT; c++)
         put(buf, len, &n, "%s: %llu\n", stats_worker_name(c), (unsigned long long)s.w[c]);
+    put(buf, len, &n, "buffers.in_use: %llu\n", (unsigned long long)s.buffers_in_use);
     return n;
 }
 

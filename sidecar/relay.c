@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ struct relay_side {
     int fd;                      /* owned */
     struct loop_op recv_op;
     struct loop_op send_op;
+    struct loop_op err_op;       /* while reads are paused: notices a reset */
     struct loop_buf *q_head;     /* owned: received on the other side, to send here */
     struct loop_buf *q_tail;
     uint32_t q_len;              /* bytes in the queue */
@@ -73,6 +75,7 @@ static const char *relay_state_str(enum relay_state s)
 
 static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
+static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
                        bool more);
 
@@ -88,7 +91,7 @@ static struct relay_side *other(struct relay_side *s)
 
 static bool side_busy(const struct relay_side *s)
 {
-    return s->recv_op.armed || s->send_op.armed;
+    return s->recv_op.armed || s->send_op.armed || s->err_op.armed;
 }
 
 static void unstarve_remove(struct relay_side *s)
@@ -151,8 +154,18 @@ static void relay_close(struct relay *r, bool reset, const char *why)
     for (int i = 0; i < 2; i++) {
         loop_cancel(r->w->loop, &r->side[i].recv_op);
         loop_cancel(r->w->loop, &r->side[i].send_op);
+        loop_cancel(r->w->loop, &r->side[i].err_op);
     }
     relay_maybe_free(r);
+}
+
+/* A side that is not reading (paused for backpressure, or starved of buffers) still
+ * watches for a reset, so a peer that gives up while we wait is noticed at once. */
+static void watch_err(struct relay_side *s)
+{
+    struct relay *r = s->r;
+    if (!s->err_op.armed && loop_poll_err(r->w->loop, &s->err_op, s->fd) < 0)
+        relay_close(r, true, "cannot watch a paused side");
 }
 
 static void arm_recv(struct relay_side *s)
@@ -161,6 +174,7 @@ static void arm_recv(struct relay_side *s)
     if (r->state == RELAY_CLOSING || s->recv_op.armed || s->eof_in || s->recv_paused ||
         s->starved)
         return;
+    loop_cancel(r->w->loop, &s->err_op);
     if (loop_recv(r->w->loop, &s->recv_op, s->fd) < 0)
         relay_close(r, true, "cannot start recv");
 }
@@ -208,8 +222,9 @@ static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf
             o->q_len += buf->len;
             kick_send(o);
             if (o->q_len >= r->w->sc->opts.buffer_bytes && !s->recv_paused) {
-                s->recv_paused = true;
+                s->recv_paused = true; /* backpressure */
                 loop_cancel(l, &s->recv_op);
+                watch_err(s);
             }
         }
     }
@@ -229,6 +244,7 @@ static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf
         s->starved = true;
         s->starved_next = r->w->starved;
         r->w->starved = s;
+        watch_err(s);
         return;
     }
     if (res < 0 && res != -ECANCELED) {
@@ -237,6 +253,21 @@ static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf
         return;
     }
     arm_recv(s); /* the multishot ended (cancelled for backpressure, or by the kernel) */
+}
+
+static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+{
+    struct relay_side *s = op->owner;
+    struct relay *r = s->r;
+    if (r->state == RELAY_CLOSING) {
+        relay_maybe_free(r);
+        return;
+    }
+    if (res > 0 && (res & POLLERR)) {
+        STATS_INC(cx_stat(r, STATS_CX_RESET));
+        relay_close(r, true, "reset by peer while paused");
+    }
+    /* A bare POLLHUP (both directions closed) is read as EOF once reading resumes. */
 }
 
 static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
@@ -387,6 +418,7 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
         s->r = r;
         loop_op_init(&s->recv_op, on_recv, s);
         loop_op_init(&s->send_op, on_send, s);
+        loop_op_init(&s->err_op, on_err, s);
     }
     loop_op_init(&r->connect_op, on_connect, r);
     r->state = RELAY_CONNECTING;

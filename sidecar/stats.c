@@ -36,4 +36,5 @@ void stats_accumulate(struct stats *sum, const struct stats *one)
             sum->cx[d][c] += __atomic_load_n(&one->cx[d][c], __ATOMIC_RELAXED);
     for (int c = 0; c < STATS_WORKER_COUNT; c++)
         sum->w[c] += __atomic_load_n(&one->w[c], __ATOMIC_RELAXED);
+    sum->buffers_in_use += __atomic_load_n(&one->buffers_in_use, __ATOMIC_RELAXED);
 }

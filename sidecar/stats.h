@@ -38,6 +38,7 @@ enum stats_worker {
 struct stats {
     uint64_t cx[STATS_DIRS][STATS_CX_COUNT];
     uint64_t w[STATS_WORKER_COUNT];
+    uint64_t buffers_in_use; /* gauge: pool buffers held by relays (set each tick) */
 } __attribute__((aligned(64)));
 
 #define STATS_ADD(p, v) __atomic_store_n((p), *(p) + (v), __ATOMIC_RELAXED)

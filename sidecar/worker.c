@@ -90,6 +90,8 @@ static void on_tick(struct loop *l, void *arg)
     struct worker *w = arg;
     uint64_t now = loop_now_ms(l);
     check_commands(w);
+    __atomic_store_n(&w->stats.buffers_in_use, w->sc->opts.buf_count - loop_buf_free(l),
+                     __ATOMIC_RELAXED);
     if (w->accept_resume_ms && now >= w->accept_resume_ms) {
         w->accept_resume_ms = 0;
         for (int i = 0; i < w->nlisteners; i++) {
