@@ -34,6 +34,7 @@ SIDECAR_SRC := $(filter-out sidecar/main.c,$(wildcard sidecar/*.c))
 INIT_SRC    := $(filter-out init/main.c,$(wildcard init/*.c))
 UNIT_SRC    := $(wildcard tests/unit/*_test.c)
 TOOL_SRC    := $(wildcard tests/tools/*.c)
+BENCH_SRC   := $(wildcard bench/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -44,9 +45,10 @@ LIBINIT    := $(BUILD)/libinit.a
 PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
+BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps test test-only asan demo bench fmt clean
-all: $(PROGS) $(UNITS) $(TOOLS)
+all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,6 +78,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBCOM
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
 
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
 
