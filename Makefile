@@ -73,6 +73,7 @@ $(BIN)/ringmesh-init: $(call obj,init/main.c) $(LIBINIT) $(LIBCOMMON)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
 # Unit tests link whatever module they test out of the program archives.
+$(BUILD)/tests/unit/%.o: CFLAGS += -Isidecar -Iinit
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
