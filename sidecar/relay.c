@@ -266,8 +266,12 @@ static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf 
     if (res > 0 && (res & POLLERR)) {
         STATS_INC(cx_stat(r, STATS_CX_RESET));
         relay_close(r, true, "reset by peer while paused");
+        return;
     }
-    /* A bare POLLHUP (both directions closed) is read as EOF once reading resumes. */
+    /* Cancelled by a resume that has since paused again: the watch is needed still.
+     * A bare POLLHUP (both directions closed) is read as EOF once reading resumes. */
+    if (res == -ECANCELED && (s->recv_paused || s->starved))
+        watch_err(s);
 }
 
 static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
