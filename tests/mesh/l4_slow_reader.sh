@@ -19,9 +19,11 @@ for io in "${RM_IOS[@]}"; do
     RM_LABEL=$io
     sidecar_up a "$io" || continue
     sidecar_up b "$io" || { sidecar_down a; continue; }
-    # warm up: cycle through the receive-buffer pools (512 x 16 KiB a worker by default) so
-    # the baseline includes them
-    first_check "$io: warm-up 4 x 16 MiB a -> b" pod_tool a send "$B" 9000 $((16 << 20)) --streams 4 ||
+    # warm up: cycle through every worker's receive-buffer pool (512 x 16 KiB a worker by
+    # default) so the baseline includes them; 16 connections so SO_REUSEPORT spreads them
+    # over all workers (4 once landed all on one worker: the other's 8 MiB pool was first
+    # touched under the stall and looked like growth)
+    first_check "$io: warm-up 16 x 4 MiB a -> b" pod_tool a send "$B" 9000 $((4 << 20)) --streams 16 ||
         { sidecars_down; continue; }
     rss_a0=$(sidecar_rss_kb a) rss_b0=$(sidecar_rss_kb b)
     rx0=$(sidecar_stat a outbound.bytes_rx)
