@@ -136,76 +136,57 @@ void loop_free(struct loop *l)
     free(l);
 }
 
+/* Every op starts the same way: armed before the backend runs, since the epoll backend
+ * may queue the final completion at once; disarmed again if it could not start. */
+static int start(struct loop *l, struct loop_op *op, enum loop_op_kind kind, int fd,
+                 int (*be_start)(struct loop *, struct loop_op *))
+{
+    op->kind = (uint8_t)kind;
+    op->fd = fd;
+    op->cancelled = false;
+    op->armed = true;
+    int r = be_start(l, op);
+    if (r < 0)
+        op->armed = false;
+    return r;
+}
+
 int loop_accept(struct loop *l, struct loop_op *op, int listen_fd)
 {
-    op->kind = LOOP_OP_ACCEPT;
-    op->fd = listen_fd;
-    op->cancelled = false;
-    int r = l->be->accept(l, op);
-    op->armed = r == 0;
-    return r;
+    return start(l, op, LOOP_OP_ACCEPT, listen_fd, l->be->accept);
 }
 
 int loop_recv(struct loop *l, struct loop_op *op, int fd)
 {
-    op->kind = LOOP_OP_RECV;
-    op->fd = fd;
-    op->cancelled = false;
-    int r = l->be->recv(l, op);
-    op->armed = r == 0;
-    return r;
+    return start(l, op, LOOP_OP_RECV, fd, l->be->recv);
 }
 
 int loop_send(struct loop *l, struct loop_op *op, int fd, const void *p, uint32_t len)
 {
-    op->kind = LOOP_OP_SEND;
-    op->fd = fd;
     op->ptr = p;
     op->len = len;
-    op->cancelled = false;
-    op->armed = true; /* the epoll backend may defer the completion at once */
-    int r = l->be->send(l, op);
-    if (r < 0)
-        op->armed = false;
-    return r;
+    return start(l, op, LOOP_OP_SEND, fd, l->be->send);
 }
 
 int loop_connect(struct loop *l, struct loop_op *op, int fd, const struct sockaddr *sa,
                  socklen_t salen, uint32_t timeout_ms)
 {
-    op->kind = LOOP_OP_CONNECT;
-    op->fd = fd;
+    op->ptr = sa;
+    op->len = salen;
     op->timeout_ms = timeout_ms;
-    op->cancelled = false;
-    op->armed = true;
-    int r = l->be->connect(l, op, sa, salen);
-    if (r < 0)
-        op->armed = false;
-    return r;
+    return start(l, op, LOOP_OP_CONNECT, fd, l->be->connect);
 }
 
 int loop_read(struct loop *l, struct loop_op *op, int fd, void *p, uint32_t len)
 {
-    op->kind = LOOP_OP_READ;
-    op->fd = fd;
     op->ptr = p;
     op->len = len;
-    op->cancelled = false;
-    op->armed = true;
-    int r = l->be->read(l, op);
-    if (r < 0)
-        op->armed = false;
-    return r;
+    return start(l, op, LOOP_OP_READ, fd, l->be->read);
 }
 
 int loop_poll_err(struct loop *l, struct loop_op *op, int fd)
 {
-    op->kind = LOOP_OP_POLL_ERR;
-    op->fd = fd;
-    op->cancelled = false;
-    int r = l->be->poll_err(l, op);
-    op->armed = r == 0;
-    return r;
+    return start(l, op, LOOP_OP_POLL_ERR, fd, l->be->poll_err);
 }
 
 void loop_cancel(struct loop *l, struct loop_op *op)

@@ -69,7 +69,7 @@ struct loop_op {
     bool armed;             /* started and its final completion not yet delivered */
     bool cancelled;         /* loop_cancel() was called while armed */
     /* backend state, private */
-    const void *ptr;        /* send/read: data; connect: address */
+    const void *ptr;        /* send/read: data; connect: address (kept alive by the caller) */
     uint32_t len;           /* send/read: bytes; connect: address length */
     uint32_t timeout_ms;    /* connect */
     bool in_pending;        /* its final completion waits in the deferred list */

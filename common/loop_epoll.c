@@ -149,26 +149,6 @@ static void connect_list_remove(struct loop *l, struct loop_op *op)
         }
 }
 
-static int epoll_accept(struct loop *l, struct loop_op *op)
-{
-    return watch(l, op);
-}
-
-static int epoll_recv(struct loop *l, struct loop_op *op)
-{
-    return watch(l, op);
-}
-
-static int epoll_read(struct loop *l, struct loop_op *op)
-{
-    return watch(l, op);
-}
-
-static int epoll_poll_err(struct loop *l, struct loop_op *op)
-{
-    return watch(l, op);
-}
-
 static int epoll_send(struct loop *l, struct loop_op *op)
 {
     ssize_t n = send(op->fd, op->ptr, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -179,10 +159,9 @@ static int epoll_send(struct loop *l, struct loop_op *op)
     return watch(l, op);
 }
 
-static int epoll_connect(struct loop *l, struct loop_op *op, const struct sockaddr *sa,
-                         socklen_t salen)
+static int epoll_connect(struct loop *l, struct loop_op *op)
 {
-    if (connect(op->fd, sa, salen) == 0) {
+    if (connect(op->fd, op->ptr, op->len) == 0) {
         loop_defer(l, op, 0, NULL);
         return 0;
     }
@@ -361,12 +340,12 @@ const struct loop_backend_ops loop_epoll_ops = {
     .kind = LOOP_BACKEND_EPOLL,
     .init = epoll_init,
     .fini = epoll_fini,
-    .accept = epoll_accept,
-    .recv = epoll_recv,
+    .accept = watch, /* readiness is all it takes */
+    .recv = watch,
     .send = epoll_send,
     .connect = epoll_connect,
-    .read = epoll_read,
-    .poll_err = epoll_poll_err,
+    .read = watch,
+    .poll_err = watch,
     .cancel = epoll_cancel,
     .close_fd = epoll_close_fd,
     .buf_put = epoll_buf_put,

@@ -14,7 +14,7 @@ struct loop_backend_ops {
     int (*accept)(struct loop *l, struct loop_op *op);
     int (*recv)(struct loop *l, struct loop_op *op);
     int (*send)(struct loop *l, struct loop_op *op);
-    int (*connect)(struct loop *l, struct loop_op *op, const struct sockaddr *sa, socklen_t salen);
+    int (*connect)(struct loop *l, struct loop_op *op); /* address in op->ptr, op->len */
     int (*read)(struct loop *l, struct loop_op *op);
     int (*poll_err)(struct loop *l, struct loop_op *op);
     void (*cancel)(struct loop *l, struct loop_op *op);

@@ -159,8 +159,7 @@ static int uring_send(struct loop *l, struct loop_op *op)
     return 0;
 }
 
-static int uring_connect(struct loop *l, struct loop_op *op, const struct sockaddr *sa,
-                         socklen_t salen)
+static int uring_connect(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe;
     /* The connect and its link timeout must be adjacent in the SQ. */
@@ -169,7 +168,7 @@ static int uring_connect(struct loop *l, struct loop_op *op, const struct sockad
     sqe = get_sqe(l);
     /* The kernel reads the address when the SQE is submitted, which may be after this
      * returns: the caller keeps sa alive while the op is armed. */
-    io_uring_prep_connect(sqe, op->fd, sa, salen);
+    io_uring_prep_connect(sqe, op->fd, op->ptr, op->len);
     io_uring_sqe_set_data(sqe, op);
     if (op->timeout_ms) {
         sqe->flags |= IOSQE_IO_LINK;
