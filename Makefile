@@ -26,12 +26,16 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -D_GNU_SOURCE -pthread -Icommon -MMD -MP $(CSAN)
 LDFLAGS  += -pthread $(CSAN)
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -lyaml -lcjson)
+LIBS        = $(URING_LIBS) $(MODEL_LIBS)
 
 Q := $(if $(V),,@)
 
 COMMON_SRC  := $(wildcard common/*.c)
 SIDECAR_SRC := $(filter-out sidecar/main.c,$(wildcard sidecar/*.c))
 INIT_SRC    := $(filter-out init/main.c,$(wildcard init/*.c))
+XDS_SRC     := $(filter-out xds/main_%.c,$(wildcard xds/*.c))
+FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)
 UNIT_SRC    := $(wildcard tests/unit/*_test.c)
 TOOL_SRC    := $(wildcard tests/tools/*.c)
 BENCH_SRC   := $(wildcard bench/*.c)
@@ -41,14 +45,15 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 LIBCOMMON  := $(BUILD)/libcommon.a
 LIBSIDECAR := $(BUILD)/libsidecar.a
 LIBINIT    := $(BUILD)/libinit.a
+LIBXDS     := $(BUILD)/libxds.a
 
 PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-only asan demo bench fmt clean
-all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES)
+.PHONY: all deps test test-only asan demo bench fmt clean fuzzers
+all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES) $(if $(SAN),,$(FUZZERS))
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,14 +63,15 @@ $(BUILD)/%.o: %.c
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBSIDECAR): $(call obj,$(SIDECAR_SRC))
 $(LIBINIT): $(call obj,$(INIT_SRC))
+$(LIBXDS): $(call obj,$(XDS_SRC))
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,&& true)
 
-$(BIN)/ringmesh-sidecar: $(call obj,sidecar/main.c) $(LIBSIDECAR) $(LIBCOMMON)
+$(BIN)/ringmesh-sidecar: $(call obj,sidecar/main.c) $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BIN)/ringmesh-init: $(call obj,init/main.c) $(LIBINIT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -73,22 +79,35 @@ $(BIN)/ringmesh-init: $(call obj,init/main.c) $(LIBINIT) $(LIBCOMMON)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
 # Unit tests link whatever module they test out of the program archives.
-$(BUILD)/tests/unit/%.o: CFLAGS += -Isidecar -Iinit
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBCOMMON)
+$(BUILD)/tests/unit/%.o: CFLAGS += -Isidecar -Iinit -Ixds
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# libFuzzer targets (clang): tests/fuzz/NAME_fuzz.c with every library source, built with
+# ASan + UBSan; tests/fuzz/*.sh runs them briefly in CI.
+FUZZ_CC     ?= clang
+FUZZ_CFLAGS  = -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread -Icommon -Isidecar -Iinit -Ixds \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC = $(COMMON_SRC) $(SIDECAR_SRC) $(XDS_SRC)
+FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+fuzzers: $(FUZZERS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard common/*.h sidecar/*.h xds/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
 
 $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(URING_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
-DEB_PKGS := build-essential pkg-config liburing-dev iptables iproute2 procps \
-            curl python3 socat clang-format
+DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev \
+            clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
