@@ -63,6 +63,10 @@ mesh_up() {
     chmod 755 "$RM_TMP"
     trap mesh_down EXIT
     trap 'exit 130' INT TERM
+    trap 'exit 129' HUP
+    # a reader that goes away (| head) must not kill us before the teardown: a SIGPIPE
+    # death skips the EXIT trap and leaks the namespaces; ignored, writes just fail
+    trap '' PIPE
     ip netns add "$RM_HUB" 2>/dev/null || mesh_skip "cannot create network namespaces"
     RM_NETNS+=("$RM_HUB")
     ip -n "$RM_HUB" link add br0 type bridge &&
@@ -314,7 +318,7 @@ sidecar_down() {
 
 mesh_down() {
     local rc=$? pid ns i name f
-    trap - EXIT INT TERM
+    trap - EXIT INT TERM HUP
     for pid in "${RM_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for ((i = 0; i < 20; i++)); do
         local alive=0
