@@ -154,6 +154,10 @@ int main(int argc, char **argv)
         log_warn("I/O backend: epoll, because io_uring is unavailable (%s)", sc.backend_why);
     else
         log_info("I/O backend: %s", sc.backend);
+    if (geteuid() == 0)
+        log_warn("running as root: in a pod, run the sidecar as the uid/gid that ringmesh-init "
+                 "excludes from capture (default 1337), or its own connections are captured "
+                 "again");
     atomic_store(&sc.state, SIDECAR_LIVE);
     log_info("ready: %d workers, outbound :%u, inbound :%u, admin 127.0.0.1:%u", sc.nworkers,
              sc.opts.outbound_port, sc.opts.inbound_port, sc.opts.admin_port);
