@@ -98,7 +98,31 @@ static int start_workers(struct sidecar *sc, char *err, size_t errlen)
             return r;
         }
     }
+    /* Ready only when every worker runs its loop (DESIGN.md, Lifecycle). */
+    for (int i = 0, waited = 0; i < n; i++) {
+        int st;
+        while ((st = atomic_load(&sc->workers[i]->status)) == WORKER_STARTING && waited < 5000) {
+            usleep(1000);
+            waited++;
+        }
+        if (st != WORKER_RUNNING) {
+            snprintf(err, errlen, "worker %d %s", i,
+                     st == WORKER_FAILED ? "failed to start its loop (see above)"
+                                         : "did not start within 5 s");
+            return -1;
+        }
+    }
     return 0;
+}
+
+/* A worker whose loop died leaves its listeners unserved: better to exit and be
+ * restarted than to look healthy. */
+static int failed_worker(struct sidecar *sc)
+{
+    for (int i = 0; i < sc->nworkers; i++)
+        if (atomic_load(&sc->workers[i]->status) == WORKER_FAILED)
+            return i;
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -195,6 +219,12 @@ int main(int argc, char **argv)
                 for (int i = 0; i < sc.nworkers; i++)
                     worker_command(sc.workers[i], WORKER_CMD_DRAIN);
             }
+        }
+        int dead = failed_worker(&sc);
+        if (dead >= 0) {
+            log_error("worker %d failed; exiting", dead);
+            rc = 1;
+            break;
         }
         if (deadline) {
             int active = atomic_load(&sc.active_cx);

@@ -200,17 +200,36 @@ static void *worker_main(void *arg)
     if (r < 0) {
         log_error("cannot attach the %s ring to the worker thread: %s",
                   loop_backend_name(loop_backend(w->loop)), strerror(-r));
+        atomic_store(&w->status, WORKER_FAILED);
         return NULL;
     }
     loop_set_wake_cb(w->loop, on_wake, w);
     loop_set_tick(w->loop, WORKER_TICK_MS, on_tick, w);
-    for (int i = 0; i < w->nlisteners; i++)
-        if (loop_accept(w->loop, &w->listeners[i].accept_op, w->listeners[i].fd) < 0)
+    for (int i = 0; i < w->nlisteners; i++) {
+        if (loop_accept(w->loop, &w->listeners[i].accept_op, w->listeners[i].fd) < 0) {
             log_error("cannot start accepting on listener %d", i);
-    check_commands(w); /* a drain may have come before the thread ran */
-    r = loop_run(w->loop);
-    if (r < 0)
-        log_error("loop failed: %s", strerror(-r));
+            atomic_store(&w->status, WORKER_FAILED);
+            return NULL;
+        }
+    }
+    /* The first pass submits the accepts; a ring that cannot run fails here, before the
+     * sidecar says it is ready. */
+    r = loop_run_once(w->loop, 0);
+    /* Failpoint for the test that a failed worker keeps the sidecar from being ready. */
+    const char *fp = getenv("RINGMESH_FAILPOINT");
+    if (fp && strcmp(fp, "worker-loop") == 0 && w->id == w->sc->nworkers - 1)
+        r = -EIO;
+    if (r == 0) {
+        atomic_store(&w->status, WORKER_RUNNING);
+        check_commands(w); /* a drain may have come before the thread ran */
+        r = loop_run(w->loop);
+    }
+    if (r < 0) {
+        log_error("%s loop failed: %s", loop_backend_name(loop_backend(w->loop)), strerror(-r));
+        atomic_store(&w->status, WORKER_FAILED);
+        return NULL;
+    }
+    atomic_store(&w->status, WORKER_STOPPED);
     return NULL;
 }
 

@@ -35,6 +35,13 @@ enum worker_cmd {
     WORKER_CMD_STOP = 2,  /* leave the loop */
 };
 
+enum worker_status {
+    WORKER_STARTING = 0,
+    WORKER_RUNNING,  /* accepting on every listener */
+    WORKER_FAILED,   /* its loop could not start or died: the sidecar must not be ready */
+    WORKER_STOPPED,  /* left its loop after WORKER_CMD_STOP */
+};
+
 struct worker {
     int id;
     struct sidecar *sc;       /* borrowed */
@@ -46,6 +53,7 @@ struct worker {
     struct relay_side *starved; /* borrowed: relay sides whose recv ran out of buffers */
     struct stats stats;
     atomic_int cmd;           /* bitmask of enum worker_cmd, set by the main thread */
+    atomic_int status;        /* enum worker_status, set by the worker thread */
     bool draining;
     uint64_t accept_resume_ms;
     uint64_t next_sweep_ms;

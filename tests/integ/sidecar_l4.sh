@@ -102,6 +102,14 @@ check "drain: exits by the deadline" wait_exit "$SC_PID" 5
 check "drain: did not exit before the deadline ($((SECONDS - t0)) s)" [ $((SECONDS - t0)) -ge 1 ]
 check "drain: logged the deadline" grep -q "drain deadline: closing 1 connections" "$SC_LOG"
 
+# --- a worker whose loop fails keeps the sidecar from ever being ready: it exits 1
+RINGMESH_FAILPOINT=worker-loop "$RINGMESH_BIN/ringmesh-sidecar" --outbound-port "$P0" --inbound-port "$P1" \
+    --admin-port "$P2" --stats-port "$P3" --health-port "$P4" --concurrency 2 >"$IT_TMP/failpoint.log" 2>&1
+rc=$?
+check "failed worker: exit 1" [ "$rc" = 1 ]
+check "failed worker: says which worker failed" grep -q "worker 1 failed to start its loop" "$IT_TMP/failpoint.log"
+check "failed worker: never said ready" bash -c "! grep -q 'ready:' '$IT_TMP/failpoint.log'"
+
 # --- bad flags: exit 2, the flag named, nothing started
 for args in "--io=kqueue|--io" "--outbound-port 70000|--outbound-port" "--buffers 100|--buffers" "--static-dst nowhere|--static-dst" "--bogus|--bogus"; do
     flags=${args%|*}; want=${args#*|}
