@@ -5,7 +5,11 @@
  * needs (cancel, close, link timeout) carry LOOP_UD_IGNORE. Receives use one
  * provided-buffer ring (group 0) registered with io_uring_register_buf_ring, as
  * liburing 2.3 requires; a buffer the kernel filled belongs to the user until
- * loop_buf_put() adds it back. SQEs are batched: nothing is submitted until the loop
+ * loop_buf_put(). The ring holds at most LOOP_RING_DEPTH buffers; the rest of the pool
+ * waits on a LIFO free list and tops the ring up as it drains. A ring is FIFO, so
+ * offering the whole pool would cycle through (and touch) every buffer; this way the
+ * same few hot buffers are reused, RSS follows what is really in use, and one burst of
+ * a multishot recv can take at most LOOP_RING_DEPTH buffers. SQEs are batched: nothing is submitted until the loop
  * waits, or the SQ is full. Completions are reaped in a batch and the CQ advanced once.
  */
 #include "loop_internal.h"
@@ -20,12 +24,15 @@
 #include <unistd.h>
 
 #define LOOP_UD_IGNORE 1ULL
-#define LOOP_BGID      0
+#define LOOP_BGID       0
+#define LOOP_RING_DEPTH 32
 
 struct uring_state {
     struct io_uring ring;
     struct io_uring_buf_ring *br; /* owned: page-aligned */
     unsigned br_mask;
+    unsigned in_ring;       /* buffers the kernel may fill now */
+    struct loop_buf *spare; /* LIFO of free buffers not in the ring */
 };
 
 static struct uring_state *ust(struct loop *l)
@@ -64,6 +71,21 @@ static int uring_attach(struct loop *l)
     return 0;
 }
 
+/* Moves spare buffers into the ring until it holds LOOP_RING_DEPTH. */
+static void ring_top_up(struct loop *l)
+{
+    struct uring_state *s = ust(l);
+    int added = 0;
+    while (s->in_ring < LOOP_RING_DEPTH && s->spare) {
+        struct loop_buf *b = s->spare;
+        s->spare = b->next;
+        io_uring_buf_ring_add(s->br, b->data, l->cfg.buf_size, b->bid, s->br_mask, added++);
+        s->in_ring++;
+    }
+    if (added)
+        io_uring_buf_ring_advance(s->br, added);
+}
+
 static int uring_init(struct loop *l, char *err, size_t errlen)
 {
     struct uring_state *s = calloc(1, sizeof(*s));
@@ -95,11 +117,12 @@ static int uring_init(struct loop *l, char *err, size_t errlen)
     }
     io_uring_buf_ring_init(s->br);
     s->br_mask = io_uring_buf_ring_mask(n);
-    for (unsigned i = 0; i < n; i++)
-        io_uring_buf_ring_add(s->br, l->bufs[i].data, l->cfg.buf_size, (unsigned short)i,
-                              s->br_mask, (int)i);
-    io_uring_buf_ring_advance(s->br, (int)n);
+    for (unsigned i = n; i-- > 0;) {
+        l->bufs[i].next = s->spare;
+        s->spare = &l->bufs[i];
+    }
     l->be_state = s;
+    ring_top_up(l);
     return 0;
 
 fail_br:
@@ -214,8 +237,9 @@ static void uring_close_fd(struct loop *l, int fd)
 static void uring_buf_put(struct loop *l, struct loop_buf *b)
 {
     struct uring_state *s = ust(l);
-    io_uring_buf_ring_add(s->br, b->data, l->cfg.buf_size, b->bid, s->br_mask, 0);
-    io_uring_buf_ring_advance(s->br, 1);
+    b->next = s->spare;
+    s->spare = b;
+    ring_top_up(l);
 }
 
 static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
@@ -230,6 +254,7 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         buf = &l->bufs[cqe->flags >> IORING_CQE_BUFFER_SHIFT];
         l->buf_free_count--;
+        ust(l)->in_ring--;
         if (res > 0) {
             buf->len = (uint32_t)res;
             buf->off = 0;

@@ -19,7 +19,8 @@ PY=${RINGMESH_PYTHON:-python3}
 
 integ_down() {
     local p
-    for p in "${IT_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    # children first: a background shell function's $! is a subshell, not the program
+    for p in "${IT_PIDS[@]}"; do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
     for p in "${IT_PIDS[@]}"; do wait "$p" 2>/dev/null; done
     if [ "$TAP_FAILED" -gt 0 ]; then
         for f in "$IT_TMP"/*.log; do
