@@ -27,6 +27,7 @@ CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 LDFLAGS  += -pthread $(CSAN)
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -lyaml -lcjson)
+MODEL_LIBS += $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 LIBS        = $(URING_LIBS) $(MODEL_LIBS)
 
 Q := $(if $(V),,@)
