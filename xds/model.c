@@ -67,8 +67,8 @@ static uint64_t seen_hash(int kind, const char *ns, const char *name)
 }
 
 /* Returns the earlier entry if (kind, ns, name) was seen, else records it; *oom on failure. */
-static const struct seen_entry *seen_add(struct seen *s, int kind, const char *ns,
-                                         const char *name, const char *owner, int doc, bool *oom)
+static const struct seen_entry *seen_add(struct seen *s, int kind, const char *ns, const char *name,
+                                         const char *owner, int doc, bool *oom)
 {
     *oom = false;
     if (2 * (s->n + 1) > s->cap) {
@@ -121,9 +121,8 @@ static void *push(struct loader *L, enum model_kind k)
     void **arr[MODEL_KIND_COUNT] = {(void **)&s->services,       (void **)&s->slices,
                                     (void **)&s->routes,         (void **)&s->dest_policies,
                                     (void **)&s->authz_policies, (void **)&s->peer_authns};
-    size_t *n[MODEL_KIND_COUNT] = {&s->n_services,       &s->n_slices,
-                                   &s->n_routes,         &s->n_dest_policies,
-                                   &s->n_authz_policies, &s->n_peer_authns};
+    size_t *n[MODEL_KIND_COUNT] = {&s->n_services,      &s->n_slices,         &s->n_routes,
+                                   &s->n_dest_policies, &s->n_authz_policies, &s->n_peer_authns};
     if (*n[k] == L->caps[k]) {
         size_t cap = L->caps[k] ? 2 * L->caps[k] : 8;
         void *p = realloc(*arr[k], cap * sizes[k]);
@@ -282,8 +281,9 @@ static int load_object(struct loader *L, const cJSON *doc)
         if (oom)
             return model_fail(c, "out of memory");
         if (e)
-            return model_fail(c, "spec.targetRef: Service %s/%s already has DestinationPolicy "
-                                 "%s/%s (document %d)",
+            return model_fail(c,
+                              "spec.targetRef: Service %s/%s already has DestinationPolicy "
+                              "%s/%s (document %d)",
                               meta->ns, p->target, meta->ns, e->owner, e->doc);
     }
     return 0;
@@ -302,8 +302,10 @@ static int load_doc(struct loader *L, const cJSON *doc, bool in_list)
         return model_want(c, doc, "a mapping (a Kubernetes object)");
     MODEL_TRY(check_tree(c, doc, 0));
     const cJSON *k = model_get(doc, "kind");
-    if (in_list || !cJSON_IsString(k) || strcmp(k->valuestring, "List") != 0)
+    if (!cJSON_IsString(k) || strcmp(k->valuestring, "List") != 0)
         return load_object(L, doc);
+    if (in_list)
+        return model_fail_at(c, "kind", "a List cannot hold another List");
 
     /* A List is not an object of its own: its items are the documents. */
     static const char *const keys[] = {"apiVersion", "kind", "metadata", "items", NULL};
@@ -387,8 +389,7 @@ static int y_next(struct yreader *y)
             return model_fail(y->c, "out of memory");
         const char *problem = y->p.problem ? y->p.problem : "syntax error";
         if (y->p.context)
-            return y_fail(y, y->p.problem_mark, "YAML syntax error: %s %s", problem,
-                          y->p.context);
+            return y_fail(y, y->p.problem_mark, "YAML syntax error: %s %s", problem, y->p.context);
         return y_fail(y, y->p.problem_mark, "YAML syntax error: %s", problem);
     }
     y->has_ev = true;
@@ -505,8 +506,8 @@ static int y_collection(struct yreader *y, int depth, bool map, cJSON *coll)
             free(key);
             return -1;
         }
-        bool added = map ? cJSON_AddItemToObject(coll, key, child)
-                         : cJSON_AddItemToArray(coll, child);
+        bool added =
+            map ? cJSON_AddItemToObject(coll, key, child) : cJSON_AddItemToArray(coll, child);
         free(key);
         if (!added) {
             cJSON_Delete(child);
@@ -531,8 +532,8 @@ static int y_node(struct yreader *y, int depth, cJSON **out)
     case YAML_SEQUENCE_START_EVENT:
     case YAML_MAPPING_START_EVENT: {
         bool map = ev->type == YAML_MAPPING_START_EVENT;
-        const char *tag = (const char *)(map ? ev->data.mapping_start.tag
-                                             : ev->data.sequence_start.tag);
+        const char *tag =
+            (const char *)(map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag);
         if (map ? ev->data.mapping_start.anchor != NULL : ev->data.sequence_start.anchor != NULL)
             return y_fail(y, ev->start_mark, "anchors and aliases are not supported");
         if (tag && strcmp(tag, map ? YAML_MAP_TAG : YAML_SEQ_TAG) != 0)
@@ -606,6 +607,8 @@ struct model_set *model_load_buffer(const char *src_name, const char *buf, size_
     L.c.arena = L.set->arena;
 
     int rc = -1;
+    if (!buf)
+        len = 0, buf = "";
     const char *nul = memchr(buf, 0, len);
     if (nul) {
         size_t line, col;
@@ -718,8 +721,8 @@ const struct model_route *model_find_route(const struct model_set *set, const ch
     FIND(routes, n_routes, meta.name, ns, name);
 }
 
-const struct model_destination_policy *
-model_find_dest_policy(const struct model_set *set, const char *ns, const char *service)
+const struct model_destination_policy *model_find_dest_policy(const struct model_set *set,
+                                                              const char *ns, const char *service)
 {
     FIND(dest_policies, n_dest_policies, target, ns, service);
 }
@@ -730,8 +733,8 @@ const struct model_authz_policy *model_find_authz(const struct model_set *set, c
     FIND(authz_policies, n_authz_policies, meta.name, ns, name);
 }
 
-const struct model_peer_authn *model_find_peer_authn(const struct model_set *set,
-                                                     const char *ns, const char *name)
+const struct model_peer_authn *model_find_peer_authn(const struct model_set *set, const char *ns,
+                                                     const char *name)
 {
     FIND(peer_authns, n_peer_authns, meta.name, ns, name);
 }

@@ -25,7 +25,8 @@
  *
  * Ignored but accepted (they appear in `kubectl get -o yaml` output): metadata fields other
  * than name/namespace/labels/annotations/creationTimestamp, a top-level `status`, and the
- * Service spec fields listed in model.c (selector and publishNotReadyAddresses are kept).
+ * Service spec fields listed in model_kinds.c (selector and publishNotReadyAddresses are
+ * kept).
  *
  * Ownership: model_load_*() returns one struct model_set that owns everything reachable
  * from it (every string and array lives in the set's arena); model_set_free() frees it all.
@@ -86,10 +87,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MODEL_MAX_DEPTH         64         /* nesting of maps and lists in one document */
-#define MODEL_MAX_FILE_BYTES    (64u << 20) /* model_load_file refuses larger files */
-#define MODEL_MAX_SLICE_ENDPOINTS 1000     /* API limit; the controller writes <= 100 */
-#define MODEL_DURATION_UNSET    (-1)       /* an optional duration that was absent */
+#define MODEL_MAX_DEPTH           64          /* nesting of maps and lists in one document */
+#define MODEL_MAX_FILE_BYTES      (64u << 20) /* model_load_file refuses larger files */
+#define MODEL_MAX_SLICE_ENDPOINTS 1000        /* API limit; the controller writes <= 100 */
+#define MODEL_DURATION_UNSET      (-1)        /* an optional duration that was absent */
 
 enum model_kind {
     MODEL_KIND_SERVICE,
@@ -149,9 +150,9 @@ struct model_service_port {
 struct model_service {
     struct model_meta meta;
     enum model_service_type type;
-    bool headless;              /* clusterIP: None */
-    bool has_cluster_ip;        /* a VIP is set (not headless, not empty) */
-    struct model_ip cluster_ip; /* valid when has_cluster_ip */
+    bool headless;                /* clusterIP: None */
+    bool has_cluster_ip;          /* a VIP is set (not headless, not empty) */
+    struct model_ip cluster_ip;   /* valid when has_cluster_ip */
     struct model_ip *cluster_ips; /* spec.clusterIPs (dual stack); first = cluster_ip */
     size_t n_cluster_ips;
     const char *external_name; /* type ExternalName only, else NULL */
@@ -175,10 +176,10 @@ struct model_slice_port {
 struct model_endpoint {
     struct model_ip *addresses; /* 1..100, all of the slice's family */
     size_t n_addresses;
-    bool ready;       /* nil => true */
-    bool serving;     /* nil => true */
-    bool terminating; /* nil => false */
-    const char *hostname;  /* NULL when absent; so are the three below */
+    bool ready;           /* nil => true */
+    bool serving;         /* nil => true */
+    bool terminating;     /* nil => false */
+    const char *hostname; /* NULL when absent; so are the three below */
     const char *node_name;
     const char *zone;
     const char *target_kind; /* targetRef.kind/namespace/name */
@@ -235,9 +236,9 @@ struct model_route_match {
 /* A backend Service reference: group "" kind Service only. */
 struct model_backend_ref {
     const char *name;
-    const char *ns;  /* the route's namespace when absent */
-    uint16_t port;   /* required */
-    uint32_t weight; /* 0..1000000, default 1 */
+    const char *ns;               /* the route's namespace when absent */
+    uint16_t port;                /* required */
+    uint32_t weight;              /* 0..1000000, default 1 */
     struct model_filter *filters; /* RequestHeaderModifier/ResponseHeaderModifier only */
     size_t n_filters;
 };
@@ -265,9 +266,9 @@ struct model_redirect {
     const char *scheme;   /* "http" | "https" | NULL */
     const char *hostname; /* NULL = keep */
     enum model_path_rewrite path_type;
-    const char *path;     /* replaceFullPath or replacePrefixMatch */
-    uint16_t port;        /* 0 = unset */
-    int status_code;      /* 301 302 303 307 308; default 302 */
+    const char *path; /* replaceFullPath or replacePrefixMatch */
+    uint16_t port;    /* 0 = unset */
+    int status_code;  /* 301 302 303 307 308; default 302 */
 };
 
 struct model_rewrite {
@@ -293,15 +294,15 @@ struct model_filter {
 };
 
 struct model_route_retry {
-    bool set;          /* the rule had a retry block */
-    uint16_t *codes;   /* 400..599 */
+    bool set;        /* the rule had a retry block */
+    uint16_t *codes; /* 400..599 */
     size_t n_codes;
-    int attempts;      /* -1 unset (implementation default) */
+    int attempts;       /* -1 unset (implementation default) */
     int64_t backoff_ms; /* MODEL_DURATION_UNSET when absent */
 };
 
 struct model_route_rule {
-    const char *name; /* optional, unique within the route */
+    const char *name;                  /* optional, unique within the route */
     struct model_route_match *matches; /* >= 1 (the default PathPrefix "/" when absent) */
     size_t n_matches;
     struct model_filter *filters;
@@ -316,8 +317,8 @@ struct model_route_rule {
 /* A parent: the Service this route attaches to (Gateway API mesh profile). */
 struct model_parent_ref {
     const char *name;
-    const char *ns;        /* the route's namespace when absent */
-    uint16_t port;         /* 0 = every port of the Service */
+    const char *ns;           /* the route's namespace when absent */
+    uint16_t port;            /* 0 = every port of the Service */
     const char *section_name; /* NULL when absent */
 };
 
@@ -345,17 +346,17 @@ enum model_lb_type {
 enum model_hash_key { MODEL_HASH_NONE, MODEL_HASH_HEADER, MODEL_HASH_COOKIE, MODEL_HASH_SOURCE_IP };
 
 /* retryOn bits */
-#define MODEL_RETRY_CONNECT_FAILURE       (1u << 0)
-#define MODEL_RETRY_REFUSED_STREAM        (1u << 1)
-#define MODEL_RETRY_RESET                 (1u << 2)
-#define MODEL_RETRY_5XX                   (1u << 3)
-#define MODEL_RETRY_GATEWAY_ERROR         (1u << 4)
-#define MODEL_RETRY_RETRIABLE_CODES       (1u << 5)
-#define MODEL_RETRY_GRPC_CANCELLED        (1u << 6)
-#define MODEL_RETRY_GRPC_DEADLINE         (1u << 7)
-#define MODEL_RETRY_GRPC_INTERNAL         (1u << 8)
+#define MODEL_RETRY_CONNECT_FAILURE         (1u << 0)
+#define MODEL_RETRY_REFUSED_STREAM          (1u << 1)
+#define MODEL_RETRY_RESET                   (1u << 2)
+#define MODEL_RETRY_5XX                     (1u << 3)
+#define MODEL_RETRY_GATEWAY_ERROR           (1u << 4)
+#define MODEL_RETRY_RETRIABLE_CODES         (1u << 5)
+#define MODEL_RETRY_GRPC_CANCELLED          (1u << 6)
+#define MODEL_RETRY_GRPC_DEADLINE           (1u << 7)
+#define MODEL_RETRY_GRPC_INTERNAL           (1u << 8)
 #define MODEL_RETRY_GRPC_RESOURCE_EXHAUSTED (1u << 9)
-#define MODEL_RETRY_GRPC_UNAVAILABLE      (1u << 10)
+#define MODEL_RETRY_GRPC_UNAVAILABLE        (1u << 10)
 
 enum model_tls_mode { MODEL_TLS_MUTUAL, MODEL_TLS_DISABLE };
 
@@ -367,7 +368,7 @@ struct model_destination_policy {
     enum model_hash_key hash_key;
     const char *hash_name; /* header or cookie name for MODEL_HASH_HEADER/COOKIE */
 
-    bool has_retries;  /* a retries block was present; the fields hold defaults if not */
+    bool has_retries; /* a retries block was present; the fields hold defaults if not */
     int retry_attempts;
     int64_t per_try_timeout_ms; /* 0 = none */
     uint32_t retry_on;          /* MODEL_RETRY_* bits */
@@ -420,7 +421,12 @@ struct model_authz_policy {
 
 /* ---- ringmesh.io/v1alpha1/PeerAuthentication ---- */
 
-enum model_mtls_mode { MODEL_MTLS_UNSET, MODEL_MTLS_STRICT, MODEL_MTLS_PERMISSIVE, MODEL_MTLS_DISABLE };
+enum model_mtls_mode {
+    MODEL_MTLS_UNSET,
+    MODEL_MTLS_STRICT,
+    MODEL_MTLS_PERMISSIVE,
+    MODEL_MTLS_DISABLE
+};
 
 struct model_port_mtls {
     uint16_t port;
@@ -452,7 +458,7 @@ struct model_set {
     size_t n_authz_policies;
     struct model_peer_authn *peer_authns;
     size_t n_peer_authns;
-    int n_documents; /* documents seen, empty ones included */
+    int n_documents;           /* documents seen, empty ones included */
     struct model_arena *arena; /* private */
 };
 
@@ -479,12 +485,12 @@ const struct model_slice *model_find_slice(const struct model_set *set, const ch
 const struct model_route *model_find_route(const struct model_set *set, const char *ns,
                                            const char *name);
 /* The DestinationPolicy targeting Service ns/service (not the policy's own name). */
-const struct model_destination_policy *
-model_find_dest_policy(const struct model_set *set, const char *ns, const char *service);
+const struct model_destination_policy *model_find_dest_policy(const struct model_set *set,
+                                                              const char *ns, const char *service);
 const struct model_authz_policy *model_find_authz(const struct model_set *set, const char *ns,
                                                   const char *name);
-const struct model_peer_authn *model_find_peer_authn(const struct model_set *set,
-                                                     const char *ns, const char *name);
+const struct model_peer_authn *model_find_peer_authn(const struct model_set *set, const char *ns,
+                                                     const char *name);
 
 /* Fills p with the values a Service without a DestinationPolicy gets (the defaults shown
  * at the top of this file; retries: connect-failure and refused-stream only). meta and

@@ -21,10 +21,10 @@
 #define MODEL_PATH_MAX 384
 
 struct model_ctx {
-    const char *src;      /* source name; borrowed */
-    int doc;              /* 1-based document index */
-    const char *kind;     /* "HTTPRoute" once known, else NULL */
-    const char *obj_ns;   /* once metadata parsed; arena strings */
+    const char *src;    /* source name; borrowed */
+    int doc;            /* 1-based document index */
+    const char *kind;   /* "HTTPRoute" once known, else NULL */
+    const char *obj_ns; /* once metadata parsed; arena strings */
     const char *obj_name;
     char path[MODEL_PATH_MAX];
     size_t path_len;
@@ -90,8 +90,8 @@ int model_get_int(struct model_ctx *c, const cJSON *obj, const char *key, bool r
                   long long min, long long max, long long def, long long *out);
 int model_get_bool(struct model_ctx *c, const cJSON *obj, const char *key, bool def, bool *out);
 /* names is NULL-terminated; *out is the index; def < 0 means required. */
-int model_get_enum(struct model_ctx *c, const cJSON *obj, const char *key,
-                   const char *const *names, int def, int *out);
+int model_get_enum(struct model_ctx *c, const cJSON *obj, const char *key, const char *const *names,
+                   int def, int *out);
 /* A GEP-2257 duration in ms; def is stored when absent (may be MODEL_DURATION_UNSET). */
 int model_get_duration(struct model_ctx *c, const cJSON *obj, const char *key, int64_t def,
                        int64_t *out_ms);
@@ -103,8 +103,8 @@ int model_get_str_list(struct model_ctx *c, const cJSON *obj, const char *key, s
                        enum model_str syntax, bool unique, const char ***out, size_t *n);
 /* A mapping of string to string, keys and values of the given syntaxes. */
 int model_get_str_map(struct model_ctx *c, const cJSON *obj, const char *key,
-                      enum model_str key_syntax, enum model_str value_syntax,
-                      struct model_kv **out, size_t *n);
+                      enum model_str key_syntax, enum model_str value_syntax, struct model_kv **out,
+                      size_t *n);
 /* Pushes key on the path and checks the value is a mapping with allowed keys; returns
  * the value (NULL when absent) through out, and the mark to pop in *mark. */
 int model_enter(struct model_ctx *c, const cJSON *obj, const char *key, bool required,
@@ -126,8 +126,8 @@ int model_check_regex(struct model_ctx *c, const char *pattern);
 int model_parse_meta(struct model_ctx *c, const cJSON *doc, enum model_str name_syntax,
                      struct model_meta *m);
 /* A targetRef {group: "", kind: Service, name}; stores the name. */
-int model_parse_service_ref(struct model_ctx *c, const cJSON *obj, const char *key,
-                            bool required, const char **name);
+int model_parse_service_ref(struct model_ctx *c, const cJSON *obj, const char *key, bool required,
+                            const char **name);
 
 /* Per kind: validates doc (apiVersion/kind already checked) into *out. */
 int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_service *out);

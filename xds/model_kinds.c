@@ -33,8 +33,8 @@ static int get_ip(struct model_ctx *c, const cJSON *v, int family, struct model_
 
 static int parse_service_port(struct model_ctx *c, const cJSON *v, struct model_service_port *p)
 {
-    static const char *const keys[] = {"name",     "port",        "targetPort",
-                                       "protocol", "appProtocol", "nodePort", NULL};
+    static const char *const keys[] = {"name",        "port",     "targetPort", "protocol",
+                                       "appProtocol", "nodePort", NULL};
     long long n;
     int e;
     MODEL_TRY(model_check_object(c, v, keys));
@@ -113,10 +113,9 @@ int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_serv
             return -1;
         for (const cJSON *it = ips->child; it; it = it->next, i++) {
             size_t m3 = model_path_idx(c, i);
-            MODEL_TRY(get_ip(c, it, i == 1 ? (out->cluster_ips[0].family == AF_INET ? AF_INET6
-                                                                                   : AF_INET)
-                                           : 0,
-                             &out->cluster_ips[i]));
+            MODEL_TRY(get_ip(
+                c, it, i == 1 ? (out->cluster_ips[0].family == AF_INET ? AF_INET6 : AF_INET) : 0,
+                &out->cluster_ips[i]));
             model_path_pop(c, m3);
         }
         if (out->headless || external)
@@ -131,8 +130,8 @@ int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_serv
         model_path_pop(c, m2);
     }
 
-    MODEL_TRY(model_get_str(c, spec, "externalName", external, MODEL_STR_SUBDOMAIN,
-                            &out->external_name));
+    MODEL_TRY(
+        model_get_str(c, spec, "externalName", external, MODEL_STR_SUBDOMAIN, &out->external_name));
     if (out->external_name && !external)
         return model_fail_at(c, "externalName", "only allowed with type ExternalName");
 
@@ -154,8 +153,8 @@ int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_serv
                 return model_fail_at(c, "name", "duplicate port name \"%s\" (also ports[%zu])",
                                      p->name, j);
             if (out->ports[j].port == p->port && out->ports[j].protocol == p->protocol)
-                return model_fail_at(c, "port", "duplicate port %u/%s (also ports[%zu])",
-                                     p->port, model_protocol_names[p->protocol], j);
+                return model_fail_at(c, "port", "duplicate port %u/%s (also ports[%zu])", p->port,
+                                     model_protocol_names[p->protocol], j);
         }
         model_path_pop(c, m3);
     }
@@ -175,11 +174,12 @@ int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_serv
 static int parse_endpoint(struct model_ctx *c, const cJSON *v, int family,
                           struct model_endpoint *ep)
 {
-    static const char *const keys[] = {"addresses", "conditions", "hostname", "nodeName", "zone",
-                                       "targetRef", "hints", "deprecatedTopology", NULL};
+    static const char *const keys[] = {"addresses", "conditions", "hostname", "nodeName",
+                                       "zone",      "targetRef",  "hints",    "deprecatedTopology",
+                                       NULL};
     static const char *const cond_keys[] = {"ready", "serving", "terminating", NULL};
-    static const char *const ref_keys[] = {"kind", "namespace", "name", "uid", "apiVersion",
-                                           "resourceVersion", "fieldPath", NULL};
+    static const char *const ref_keys[] = {"kind",       "namespace",       "name",      "uid",
+                                           "apiVersion", "resourceVersion", "fieldPath", NULL};
     static const char *const hint_keys[] = {"forZones", "forNodes", NULL};
     static const char *const hint_item_keys[] = {"name", NULL};
     const cJSON *o, *list;
@@ -247,8 +247,8 @@ static int parse_endpoint(struct model_ctx *c, const cJSON *v, int family,
 
 int model_parse_slice(struct model_ctx *c, const cJSON *doc, struct model_slice *out)
 {
-    static const char *const keys[] = {"apiVersion", "kind",  "metadata",
-                                       "addressType", "ports", "endpoints", NULL};
+    static const char *const keys[] = {"apiVersion", "kind",      "metadata", "addressType",
+                                       "ports",      "endpoints", NULL};
     static const char *const port_keys[] = {"name", "port", "protocol", "appProtocol", NULL};
     static const char *const families[] = {"IPv4", "IPv6", NULL};
     const cJSON *list;
@@ -262,8 +262,8 @@ int model_parse_slice(struct model_ctx *c, const cJSON *doc, struct model_slice 
             out->service_name = out->meta.labels[l].value;
     if (!out->service_name) {
         mark = model_path_key(c, "metadata");
-        return model_fail_at(c, "labels", "want the label " SERVICE_NAME_LABEL
-                                          " naming the Service");
+        return model_fail_at(c, "labels",
+                             "want the label " SERVICE_NAME_LABEL " naming the Service");
     }
     if (!model_is_str(out->service_name, MODEL_STR_DNS_1035)) {
         model_path_key(c, "metadata");
@@ -323,9 +323,9 @@ int model_parse_slice(struct model_ctx *c, const cJSON *doc, struct model_slice 
 /* ---- DestinationPolicy ---- */
 
 static const char *const retry_on_names[] = {
-    "connect-failure", "refused-stream",     "reset",     "5xx",
-    "gateway-error",   "retriable-status-codes", "cancelled", "deadline-exceeded",
-    "internal",        "resource-exhausted", "unavailable", NULL};
+    "connect-failure", "refused-stream",         "reset",       "5xx",
+    "gateway-error",   "retriable-status-codes", "cancelled",   "deadline-exceeded",
+    "internal",        "resource-exhausted",     "unavailable", NULL};
 
 void model_dest_policy_defaults(struct model_destination_policy *p)
 {
@@ -359,8 +359,8 @@ static int parse_lb(struct model_ctx *c, const cJSON *spec, struct model_destina
 {
     static const char *const keys[] = {"type", "hashKey", NULL};
     static const char *const hash_keys[] = {"header", "cookie", "sourceIP", NULL};
-    static const char *const types[] = {"RoundRobin", "Random",  "LeastRequest",
-                                        "PeakEWMA",   "RingHash", "Maglev", NULL};
+    static const char *const types[] = {
+        "RoundRobin", "Random", "LeastRequest", "PeakEWMA", "RingHash", "Maglev", NULL};
     const cJSON *lb, *hk;
     size_t mark, m2;
     int e;
@@ -401,12 +401,11 @@ static int parse_lb(struct model_ctx *c, const cJSON *spec, struct model_destina
     return 0;
 }
 
-static int parse_retries(struct model_ctx *c, const cJSON *spec,
-                         struct model_destination_policy *p)
+static int parse_retries(struct model_ctx *c, const cJSON *spec, struct model_destination_policy *p)
 {
-    static const char *const keys[] = {"attempts", "perTryTimeout",        "retryOn",
-                                       "retriableStatusCodes", "backoff",  "budget",
-                                       "retryNonIdempotent", NULL};
+    static const char *const keys[] = {
+        "attempts", "perTryTimeout",      "retryOn", "retriableStatusCodes", "backoff",
+        "budget",   "retryNonIdempotent", NULL};
     static const char *const backoff_keys[] = {"baseInterval", "maxInterval", NULL};
     static const char *const budget_keys[] = {"percent", "minRetriesPerSecond", NULL};
     const cJSON *r, *o, *list;
@@ -431,10 +430,11 @@ static int parse_retries(struct model_ctx *c, const cJSON *spec,
                 if (!strcmp(retry_on_names[b], it->valuestring))
                     bit = b;
             if (bit < 0)
-                return model_want(c, it, "one of connect-failure, refused-stream, reset, 5xx, "
-                                         "gateway-error, retriable-status-codes, cancelled, "
-                                         "deadline-exceeded, internal, resource-exhausted, "
-                                         "unavailable");
+                return model_want(c, it,
+                                  "one of connect-failure, refused-stream, reset, 5xx, "
+                                  "gateway-error, retriable-status-codes, cancelled, "
+                                  "deadline-exceeded, internal, resource-exhausted, "
+                                  "unavailable");
             if (p->retry_on & (1u << bit))
                 return model_fail(c, "duplicate entry \"%s\"", retry_on_names[bit]);
             p->retry_on |= 1u << bit;
@@ -442,10 +442,10 @@ static int parse_retries(struct model_ctx *c, const cJSON *spec,
         }
         model_path_pop(c, m2);
     }
-    MODEL_TRY(model_get_codes(c, r, "retriableStatusCodes", &p->retriable_codes, &p->n_retriable_codes));
+    MODEL_TRY(
+        model_get_codes(c, r, "retriableStatusCodes", &p->retriable_codes, &p->n_retriable_codes));
     if (p->n_retriable_codes && !(p->retry_on & MODEL_RETRY_RETRIABLE_CODES))
-        return model_fail_at(c, "retriableStatusCodes",
-                             "needs retriable-status-codes in retryOn");
+        return model_fail_at(c, "retriableStatusCodes", "needs retriable-status-codes in retryOn");
     if (!p->n_retriable_codes && (p->retry_on & MODEL_RETRY_RETRIABLE_CODES))
         return model_fail_at(c, "retriableStatusCodes",
                              "required when retryOn has retriable-status-codes");
@@ -456,8 +456,8 @@ static int parse_retries(struct model_ctx *c, const cJSON *spec,
         if (p->backoff_base_ms == 0)
             return model_fail_at(c, "baseInterval", "want a duration above 0s, got \"0s\"");
         /* Envoy's rule: the cap defaults to ten times the base. */
-        MODEL_TRY(model_get_duration(c, o, "maxInterval", 10 * p->backoff_base_ms,
-                                     &p->backoff_max_ms));
+        MODEL_TRY(
+            model_get_duration(c, o, "maxInterval", 10 * p->backoff_base_ms, &p->backoff_max_ms));
         if (p->backoff_max_ms < p->backoff_base_ms)
             return model_fail_at(c, "maxInterval", "must be at least baseInterval (%lldms)",
                                  (long long)p->backoff_base_ms);
@@ -488,11 +488,11 @@ static int positive_duration(struct model_ctx *c, const cJSON *o, const char *ke
 int model_parse_dest_policy(struct model_ctx *c, const cJSON *doc,
                             struct model_destination_policy *out)
 {
-    static const char *const spec_keys[] = {"targetRef",        "loadBalancer",   "retries",
-                                            "outlierDetection", "connectionPool", "tls", NULL};
-    static const char *const od_keys[] = {"consecutive5xx", "consecutiveGatewayErrors",
-                                          "interval", "baseEjectionTime", "maxEjectionPercent",
-                                          NULL};
+    static const char *const spec_keys[] = {
+        "targetRef", "loadBalancer", "retries", "outlierDetection", "connectionPool", "tls", NULL};
+    static const char *const od_keys[] = {"consecutive5xx",     "consecutiveGatewayErrors",
+                                          "interval",           "baseEjectionTime",
+                                          "maxEjectionPercent", NULL};
     static const char *const pool_keys[] = {"maxConnections", "maxPendingRequests", "maxRequests",
                                             NULL};
     static const char *const tls_keys[] = {"mode", NULL};
@@ -593,8 +593,9 @@ static int parse_authz_rule(struct model_ctx *c, const cJSON *v, struct model_au
             if (!strcmp(model_method_names[k], it->valuestring))
                 m = k;
         if (!m)
-            return model_want(c, it, "one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, "
-                                     "TRACE, PATCH");
+            return model_want(c, it,
+                              "one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, "
+                              "TRACE, PATCH");
         r->methods[i] = (enum model_method)m;
         model_path_pop(c, m3);
     }
@@ -665,8 +666,8 @@ int model_parse_peer_authn(struct model_ctx *c, const cJSON *doc, struct model_p
         return 0;
     MODEL_TRY(model_enter(c, spec, "selector", false, sel_keys, &o, &m2));
     if (o) {
-        MODEL_TRY(model_get_str_map(c, o, "matchLabels", MODEL_STR_LABEL_KEY,
-                                    MODEL_STR_LABEL_VALUE, &out->selector, &out->n_selector));
+        MODEL_TRY(model_get_str_map(c, o, "matchLabels", MODEL_STR_LABEL_KEY, MODEL_STR_LABEL_VALUE,
+                                    &out->selector, &out->n_selector));
         model_path_pop(c, m2);
     }
     MODEL_TRY(model_enter(c, spec, "mtls", false, mtls_keys, &o, &m2));

@@ -29,12 +29,12 @@
 #define MAX_PATH_LEN        1024
 
 static const char *const filter_types[] = {"RequestHeaderModifier", "ResponseHeaderModifier",
-                                           "RequestRedirect", "URLRewrite", "RequestMirror",
-                                           NULL};
+                                           "RequestRedirect",       "URLRewrite",
+                                           "RequestMirror",         NULL};
 /* The config field of each filter type, same order. */
 static const char *const filter_fields[] = {"requestHeaderModifier", "responseHeaderModifier",
-                                            "requestRedirect", "urlRewrite", "requestMirror",
-                                            NULL};
+                                            "requestRedirect",       "urlRewrite",
+                                            "requestMirror",         NULL};
 
 static bool is_valid_path(const char *s)
 {
@@ -48,13 +48,13 @@ static bool is_valid_path(const char *s)
 }
 
 #define PATH_WANT                                                                                  \
-    "a path starting with '/' (at most 1024 bytes; no '//', '/./', '/../', '%2f', '#', "          \
+    "a path starting with '/' (at most 1024 bytes; no '//', '/./', '/../', '%2f', '#', "           \
     "and not ending in '/.' or '/..')"
 
 /* ---- matches ---- */
 
-static int parse_value_matches(struct model_ctx *c, const cJSON *obj, const char *key,
-                               bool header, struct model_value_matcher **out, size_t *n)
+static int parse_value_matches(struct model_ctx *c, const cJSON *obj, const char *key, bool header,
+                               struct model_value_matcher **out, size_t *n)
 {
     static const char *const keys[] = {"type", "name", "value", NULL};
     static const char *const types[] = {"Exact", "RegularExpression", NULL};
@@ -123,8 +123,8 @@ static int parse_match(struct model_ctx *c, const cJSON *v, struct model_route_m
         model_path_pop(c, mark);
     }
     MODEL_TRY(parse_value_matches(c, v, "headers", true, &m->headers, &m->n_headers));
-    MODEL_TRY(parse_value_matches(c, v, "queryParams", false, &m->query_params,
-                                  &m->n_query_params));
+    MODEL_TRY(
+        parse_value_matches(c, v, "queryParams", false, &m->query_params, &m->n_query_params));
     MODEL_TRY(model_get_enum(c, v, "method", model_method_names, MODEL_METHOD_ANY, &e));
     m->method = (enum model_method)e;
     return 0;
@@ -152,14 +152,13 @@ static int check_service_kind(struct model_ctx *c, const cJSON *v, bool defaults
 }
 
 static int parse_filters(struct model_ctx *c, const cJSON *obj, bool on_backend,
-                         const struct model_route_rule *rule, struct model_filter **out,
-                         size_t *n);
+                         const struct model_route_rule *rule, struct model_filter **out, size_t *n);
 
 static int parse_backend(struct model_ctx *c, const cJSON *v, const char *route_ns, bool mirror,
                          struct model_backend_ref *b)
 {
-    static const char *const keys[] = {"group", "kind", "name", "namespace", "port", "weight",
-                                       "filters", NULL};
+    static const char *const keys[] = {"group", "kind",   "name",    "namespace",
+                                       "port",  "weight", "filters", NULL};
     static const char *const mirror_keys[] = {"group", "kind", "name", "namespace", "port", NULL};
     long long n;
     MODEL_TRY(model_check_object(c, v, mirror ? mirror_keys : keys));
@@ -202,9 +201,8 @@ static int parse_header_mod(struct model_ctx *c, const cJSON *v, struct model_he
             MODEL_TRY(model_get_str(c, it, "value", true, MODEL_STR_HEADER_VALUE, &kv[i].value));
             for (size_t j = 0; j < n_seen; j++)
                 if (!strcasecmp(seen[j], kv[i].key))
-                    return model_fail_at(c, "name",
-                                         "header \"%s\" already has an action in this filter",
-                                         kv[i].key);
+                    return model_fail_at(
+                        c, "name", "header \"%s\" already has an action in this filter", kv[i].key);
             seen[n_seen++] = kv[i].key;
             model_path_pop(c, m2);
         }
@@ -334,8 +332,13 @@ static int parse_mirror(struct model_ctx *c, const cJSON *v, const char *route_n
 static int parse_filters(struct model_ctx *c, const cJSON *obj, bool on_backend,
                          const struct model_route_rule *rule, struct model_filter **out, size_t *n)
 {
-    static const char *const keys[] = {"type",       "requestHeaderModifier", "responseHeaderModifier",
-                                       "requestRedirect", "urlRewrite",       "requestMirror", NULL};
+    static const char *const keys[] = {"type",
+                                       "requestHeaderModifier",
+                                       "responseHeaderModifier",
+                                       "requestRedirect",
+                                       "urlRewrite",
+                                       "requestMirror",
+                                       NULL};
     const cJSON *list;
     int first_of[5] = {-1, -1, -1, -1, -1};
     MODEL_TRY(model_get_list(c, obj, "filters", false, 0, MAX_FILTERS, &list, n));
@@ -352,8 +355,9 @@ static int parse_filters(struct model_ctx *c, const cJSON *obj, bool on_backend,
         f->type = (enum model_filter_type)t;
         if (on_backend && t != MODEL_FILTER_REQUEST_HEADER_MODIFIER &&
             t != MODEL_FILTER_RESPONSE_HEADER_MODIFIER)
-            return model_fail_at(c, "type", "%s is not supported on a backendRef (only "
-                                            "RequestHeaderModifier and ResponseHeaderModifier)",
+            return model_fail_at(c, "type",
+                                 "%s is not supported on a backendRef (only "
+                                 "RequestHeaderModifier and ResponseHeaderModifier)",
                                  filter_types[t]);
         for (int k = 0; filter_fields[k]; k++)
             if (k != t && model_get(it, filter_fields[k]))
@@ -367,12 +371,12 @@ static int parse_filters(struct model_ctx *c, const cJSON *obj, bool on_backend,
                                  filter_types[t], first_of[t]);
         if ((t == MODEL_FILTER_REQUEST_REDIRECT && first_of[MODEL_FILTER_URL_REWRITE] >= 0) ||
             (t == MODEL_FILTER_URL_REWRITE && first_of[MODEL_FILTER_REQUEST_REDIRECT] >= 0))
-            return model_fail_at(c, "type",
-                                 "RequestRedirect and URLRewrite cannot both be used (also "
-                                 "filters[%d])",
-                                 first_of[t == MODEL_FILTER_URL_REWRITE
-                                              ? MODEL_FILTER_REQUEST_REDIRECT
-                                              : MODEL_FILTER_URL_REWRITE]);
+            return model_fail_at(
+                c, "type",
+                "RequestRedirect and URLRewrite cannot both be used (also "
+                "filters[%d])",
+                first_of[t == MODEL_FILTER_URL_REWRITE ? MODEL_FILTER_REQUEST_REDIRECT
+                                                       : MODEL_FILTER_URL_REWRITE]);
         if (first_of[t] < 0)
             first_of[t] = i;
         size_t m3 = model_path_key(c, filter_fields[t]);
@@ -459,14 +463,14 @@ static int parse_rule(struct model_ctx *c, const cJSON *v, const char *route_ns,
     r->request_timeout_ms = r->backend_timeout_ms = MODEL_DURATION_UNSET;
     MODEL_TRY(model_enter(c, v, "timeouts", false, timeout_keys, &o, &mark));
     if (o) {
-        MODEL_TRY(model_get_duration(c, o, "request", MODEL_DURATION_UNSET,
-                                     &r->request_timeout_ms));
+        MODEL_TRY(
+            model_get_duration(c, o, "request", MODEL_DURATION_UNSET, &r->request_timeout_ms));
         MODEL_TRY(model_get_duration(c, o, "backendRequest", MODEL_DURATION_UNSET,
                                      &r->backend_timeout_ms));
         if (r->request_timeout_ms > 0 && r->backend_timeout_ms > r->request_timeout_ms)
-            return model_fail_at(c, "backendRequest", "must not exceed request (%lldms), got %lldms",
-                                 (long long)r->request_timeout_ms,
-                                 (long long)r->backend_timeout_ms);
+            return model_fail_at(
+                c, "backendRequest", "must not exceed request (%lldms), got %lldms",
+                (long long)r->request_timeout_ms, (long long)r->backend_timeout_ms);
         model_path_pop(c, mark);
     }
 
@@ -488,8 +492,8 @@ static int parse_rule(struct model_ctx *c, const cJSON *v, const char *route_ns,
 static int parse_parent(struct model_ctx *c, const cJSON *v, const char *route_ns,
                         struct model_parent_ref *p)
 {
-    static const char *const keys[] = {"group", "kind", "namespace", "name", "sectionName",
-                                       "port", NULL};
+    static const char *const keys[] = {"group",       "kind", "namespace", "name",
+                                       "sectionName", "port", NULL};
     long long n;
     MODEL_TRY(model_check_object(c, v, keys));
     /* A parentRef defaults to a Gateway; a mesh route must say Service. */
@@ -515,8 +519,8 @@ int model_parse_route(struct model_ctx *c, const cJSON *doc, struct model_route 
     const char *ns = out->meta.ns;
     MODEL_TRY(model_enter(c, doc, "spec", true, spec_keys, &spec, &mark));
 
-    MODEL_TRY(model_get_list(c, spec, "parentRefs", true, 1, ROUTE_MAX_PARENTS, &list,
-                             &out->n_parents));
+    MODEL_TRY(
+        model_get_list(c, spec, "parentRefs", true, 1, ROUTE_MAX_PARENTS, &list, &out->n_parents));
     if (!(out->parents = model_alloc(c, out->n_parents, sizeof(*out->parents))))
         return -1;
     m2 = model_path_key(c, "parentRefs");
@@ -548,8 +552,7 @@ int model_parse_route(struct model_ctx *c, const cJSON *doc, struct model_route 
         out->n_rules = 1;
         MODEL_TRY(parse_rule(c, &empty, ns, &out->rules[0], &total));
     } else {
-        MODEL_TRY(model_get_list(c, spec, "rules", true, 1, ROUTE_MAX_RULES, &list,
-                                 &out->n_rules));
+        MODEL_TRY(model_get_list(c, spec, "rules", true, 1, ROUTE_MAX_RULES, &list, &out->n_rules));
         if (!(out->rules = model_alloc(c, out->n_rules, sizeof(*out->rules))))
             return -1;
         m2 = model_path_key(c, "rules");

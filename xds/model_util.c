@@ -520,8 +520,8 @@ int model_get_bool(struct model_ctx *c, const cJSON *obj, const char *key, bool 
     return 0;
 }
 
-int model_get_enum(struct model_ctx *c, const cJSON *obj, const char *key,
-                   const char *const *names, int def, int *out)
+int model_get_enum(struct model_ctx *c, const cJSON *obj, const char *key, const char *const *names,
+                   int def, int *out)
 {
     const cJSON *v = model_get(obj, key);
     *out = def;
@@ -649,8 +649,8 @@ int model_get_str_list(struct model_ctx *c, const cJSON *obj, const char *key, s
 }
 
 int model_get_str_map(struct model_ctx *c, const cJSON *obj, const char *key,
-                      enum model_str key_syntax, enum model_str value_syntax,
-                      struct model_kv **out, size_t *n)
+                      enum model_str key_syntax, enum model_str value_syntax, struct model_kv **out,
+                      size_t *n)
 {
     const cJSON *map = model_get(obj, key);
     *out = NULL;
@@ -688,7 +688,7 @@ int model_get_str_map(struct model_ctx *c, const cJSON *obj, const char *key,
 
 /* A list of HTTP status codes in 400..599, no duplicates. */
 int model_get_codes(struct model_ctx *c, const cJSON *obj, const char *key, uint16_t **out,
-                     size_t *n)
+                    size_t *n)
 {
     const cJSON *list;
     MODEL_TRY(model_get_list(c, obj, key, false, 0, 32, &list, n));
@@ -773,10 +773,22 @@ static int parse_timestamp(const char *s, int64_t *out)
 int model_parse_meta(struct model_ctx *c, const cJSON *doc, enum model_str name_syntax,
                      struct model_meta *m)
 {
-    static const char *const keys[] = {
-        "name", "namespace", "labels", "annotations", "creationTimestamp", "uid",
-        "resourceVersion", "generation", "managedFields", "ownerReferences", "finalizers",
-        "generateName", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", NULL};
+    static const char *const keys[] = {"name",
+                                       "namespace",
+                                       "labels",
+                                       "annotations",
+                                       "creationTimestamp",
+                                       "uid",
+                                       "resourceVersion",
+                                       "generation",
+                                       "managedFields",
+                                       "ownerReferences",
+                                       "finalizers",
+                                       "generateName",
+                                       "deletionTimestamp",
+                                       "deletionGracePeriodSeconds",
+                                       "selfLink",
+                                       NULL};
     const cJSON *meta;
     size_t mark;
     MODEL_TRY(model_enter(c, doc, "metadata", true, keys, &meta, &mark));
@@ -800,8 +812,8 @@ int model_parse_meta(struct model_ctx *c, const cJSON *doc, enum model_str name_
     return 0;
 }
 
-int model_parse_service_ref(struct model_ctx *c, const cJSON *obj, const char *key,
-                            bool required, const char **name)
+int model_parse_service_ref(struct model_ctx *c, const cJSON *obj, const char *key, bool required,
+                            const char **name)
 {
     static const char *const keys[] = {"group", "kind", "name", NULL};
     const cJSON *ref;
@@ -811,7 +823,8 @@ int model_parse_service_ref(struct model_ctx *c, const cJSON *obj, const char *k
     if (!ref)
         return 0;
     const cJSON *g = model_get(ref, "group"), *k = model_get(ref, "kind");
-    if (g && !(cJSON_IsString(g) && (!strcmp(g->valuestring, "") || !strcmp(g->valuestring, "core")))) {
+    if (g &&
+        !(cJSON_IsString(g) && (!strcmp(g->valuestring, "") || !strcmp(g->valuestring, "core")))) {
         model_path_key(c, "group");
         return model_want(c, g, "\"\" (the core group)");
     }

@@ -116,9 +116,9 @@ static char *dump_set(const struct model_set *s)
             fprintf(f, " ep");
             for (size_t k = 0; k < e->n_addresses; k++)
                 fprintf(f, " %s", e->addresses[k].text);
-            fprintf(f, " r=%d s=%d t=%d %s %s %s %s %s %s\n", e->ready, e->serving,
-                    e->terminating, S(e->hostname), S(e->node_name), S(e->zone),
-                    S(e->target_kind), S(e->target_ns), S(e->target_name));
+            fprintf(f, " r=%d s=%d t=%d %s %s %s %s %s %s\n", e->ready, e->serving, e->terminating,
+                    S(e->hostname), S(e->node_name), S(e->zone), S(e->target_kind), S(e->target_ns),
+                    S(e->target_name));
         }
     }
     for (size_t i = 0; i < s->n_routes; i++) {
@@ -156,8 +156,7 @@ static char *dump_set(const struct model_set *s)
     for (size_t i = 0; i < s->n_dest_policies; i++) {
         const struct model_destination_policy *p = &s->dest_policies[i];
         dump_meta(f, "DestinationPolicy", &p->meta);
-        fprintf(f,
-                " target=%s lb=%d hash=%d/%s retries=%d/%d/%lld/%x/%lld/%lld/%d/%d/%d codes=",
+        fprintf(f, " target=%s lb=%d hash=%d/%s retries=%d/%d/%lld/%x/%lld/%lld/%d/%d/%d codes=",
                 p->target, p->lb, p->hash_key, S(p->hash_name), p->has_retries, p->retry_attempts,
                 (long long)p->per_try_timeout_ms, p->retry_on, (long long)p->backoff_base_ms,
                 (long long)p->backoff_max_ms, p->budget_percent, p->budget_min_per_sec,
@@ -228,7 +227,8 @@ static void check_values(const struct model_set *s)
     ok(db && db->ports[0].target_port == 5432 && db->ports[0].name[0] == 0,
        "targetPort defaults to port; name may be empty with one port");
     const struct model_service *ext = model_find_service(s, "bookinfo", "ext");
-    ok(ext && ext->type == MODEL_SVC_EXTERNAL_NAME && !strcmp(ext->external_name, "api.example.com"),
+    ok(ext && ext->type == MODEL_SVC_EXTERNAL_NAME &&
+           !strcmp(ext->external_name, "api.example.com"),
        "ExternalName service");
 
     const struct model_slice *sl = model_find_slice(s, "bookinfo", "reviews-abc12");
@@ -305,12 +305,12 @@ static void check_values(const struct model_set *s)
 static void test_valid(void)
 {
     char err[512];
-    struct model_set *y = model_load_file(data_path("tests/unit/data/model/all.yaml"), err,
-                                          sizeof(err));
+    struct model_set *y =
+        model_load_file(data_path("tests/unit/data/model/all.yaml"), err, sizeof(err));
     if (!ok(y != NULL, "all.yaml loads"))
         printf("#   %s\n", err);
-    struct model_set *j = model_load_file(data_path("tests/unit/data/model/all.json"), err,
-                                          sizeof(err));
+    struct model_set *j =
+        model_load_file(data_path("tests/unit/data/model/all.json"), err, sizeof(err));
     if (!ok(j != NULL, "all.json loads"))
         printf("#   %s\n", err);
     if (y)
@@ -325,8 +325,8 @@ static void test_valid(void)
     model_set_free(y);
     model_set_free(j);
 
-    struct model_set *ex = model_load_file(data_path("deploy/examples/mesh.yaml"), err,
-                                           sizeof(err));
+    struct model_set *ex =
+        model_load_file(data_path("deploy/examples/mesh.yaml"), err, sizeof(err));
     if (!ok(ex != NULL, "deploy/examples/mesh.yaml loads"))
         printf("#   %s\n", err);
     model_set_free(ex);
@@ -401,19 +401,19 @@ static void test_forms(void)
 
 #define SVC(spec) "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: " spec "\n"
 #define SLICE(rest)                                                                                \
-    "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n"          \
+    "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n"             \
     "  labels: {kubernetes.io/service-name: web}\naddressType: IPv4\n" rest
 #define ROUTE(spec)                                                                                \
-    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"           \
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"             \
     "spec:\n  parentRefs: [{group: '', kind: Service, name: web}]\n" spec
 #define RULE(rule) ROUTE("  rules:\n  - " rule "\n")
 #define DP(spec)                                                                                   \
-    "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\nmetadata: {name: p}\n"           \
+    "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\nmetadata: {name: p}\n"             \
     "spec:\n  targetRef: {kind: Service, name: web}\n" spec
-#define P_SVC "t.yaml: document 1 (Service default/web): "
+#define P_SVC   "t.yaml: document 1 (Service default/web): "
 #define P_SLICE "t.yaml: document 1 (EndpointSlice default/web-1): "
 #define P_ROUTE "t.yaml: document 1 (HTTPRoute default/r): "
-#define P_DP "t.yaml: document 1 (DestinationPolicy default/p): "
+#define P_DP    "t.yaml: document 1 (DestinationPolicy default/p): "
 
 static const struct bad_case {
     const char *name;
@@ -428,14 +428,18 @@ static const struct bad_case {
      "t.yaml: line 2, column 7: JSON syntax error"},
     {"anchors refused", "a: &x 1\nb: *x\n",
      "t.yaml: document 1: line 1, column 4: anchors and aliases are not supported"},
-    {"custom tag refused", "a: !foo 1\n", "t.yaml: document 1: line 1, column 4: unsupported tag !foo"},
+    {"custom tag refused", "a: !foo 1\n",
+     "t.yaml: document 1: line 1, column 4: unsupported tag !foo"},
     {"document must be a mapping", "- a\n- b\n",
      "t.yaml: document 1: want a mapping (a Kubernetes object), got a list"},
     {"duplicate key in YAML", SVC("{ports: [{port: 80, port: 81}]}"),
      "t.yaml: document 1: spec.ports[0].port: duplicate key"},
     {"duplicate key in JSON", "{\"kind\":\"Service\",\"kind\":\"Service\"}",
      "t.yaml: document 1: kind: duplicate key"},
-    {"kind required", "apiVersion: v1\nmetadata: {name: a}\n", "t.yaml: document 1: kind: required"},
+    {"List inside a List", "{\"kind\": \"List\", \"items\": [null, {\"kind\": \"List\"}]}",
+     "t.yaml: document 2: kind: a List cannot hold another List"},
+    {"kind required", "apiVersion: v1\nmetadata: {name: a}\n",
+     "t.yaml: document 1: kind: required"},
     {"unknown kind", "apiVersion: apps/v1\nkind: Deployment\n",
      "t.yaml: document 1: unknown kind apps/v1/Deployment (want one of v1/Service, "
      "discovery.k8s.io/v1/EndpointSlice, gateway.networking.k8s.io/v1/HTTPRoute, "
@@ -457,12 +461,12 @@ static const struct bad_case {
     {"bad namespace", "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: Prod}\n",
      "t.yaml: document 1 (Service): metadata.namespace: want a DNS label (at most 63 of a-z, 0-9 "
      "and '-', alphanumeric at both ends), got \"Prod\""},
-    {"label value must be a string", "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n"
-                                     "  labels: {version: 1}\n",
+    {"label value must be a string",
+     "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n"
+     "  labels: {version: 1}\n",
      "t.yaml: document 1 (Service default/a): metadata.labels.version: want a string, got 1"},
     /* Service */
-    {"unknown spec field", SVC("{prots: []}"),
-     P_SVC "spec.prots: unknown field"},
+    {"unknown spec field", SVC("{prots: []}"), P_SVC "spec.prots: unknown field"},
     {"port as a string", SVC("{ports: [{port: \"80\"}]}"),
      P_SVC "spec.ports[0].port: want an integer 1..65535, got \"80\""},
     {"port out of range", SVC("{ports: [{port: 70000}]}"),
@@ -497,8 +501,9 @@ static const struct bad_case {
      P_SLICE "endpoints[0].addresses[0]: want an IPv4 address, got \"fd00::1\""},
     {"addresses required", SLICE("endpoints:\n- conditions: {ready: true}\n"),
      P_SLICE "endpoints[0].addresses: required"},
-    {"condition must be a bool", SLICE("endpoints:\n- addresses: [10.0.0.1]\n"
-                                       "  conditions: {ready: \"true\"}\n"),
+    {"condition must be a bool",
+     SLICE("endpoints:\n- addresses: [10.0.0.1]\n"
+           "  conditions: {ready: \"true\"}\n"),
      P_SLICE "endpoints[0].conditions.ready: want true or false, got \"true\""},
     {"unknown endpoint field", SLICE("endpoints:\n- addresses: [10.0.0.1]\n  zoen: a\n"),
      P_SLICE "endpoints[0].zoen: unknown field"},
@@ -511,7 +516,8 @@ static const struct bad_case {
      "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
      "spec:\n  parentRefs: [{group: '', kind: Gateway, name: gw}]\n",
      P_ROUTE "spec.parentRefs[0].kind: want \"Service\", got \"Gateway\""},
-    {"weight out of range", RULE("backendRefs: [{name: a, port: 80}, {name: b, port: 80, weight: -5}]"),
+    {"weight out of range",
+     RULE("backendRefs: [{name: a, port: 80}, {name: b, port: 80, weight: -5}]"),
      P_ROUTE "spec.rules[0].backendRefs[1].weight: want an integer 0..1000000, got -5"},
     {"backend port required", RULE("backendRefs: [{name: a}]"),
      P_ROUTE "spec.rules[0].backendRefs[0].port: required"},
@@ -528,7 +534,8 @@ static const struct bad_case {
      P_ROUTE "spec.rules[0].matches[0].path.value: want a path starting with '/' (at most 1024 "
              "bytes; no '//', '/./', '/../', '%2f', '#', and not ending in '/.' or '/..'), got "
              "\"/a/../b\""},
-    {"path regex must compile", RULE("matches: [{path: {type: RegularExpression, value: \"/a(\"}}]"),
+    {"path regex must compile",
+     RULE("matches: [{path: {type: RegularExpression, value: \"/a(\"}}]"),
      P_ROUTE "spec.rules[0].matches[0].path.value: want a regular expression (pcre2), got an "
              "error at offset 3: missing closing parenthesis"},
     {"header regex must compile",
@@ -538,7 +545,8 @@ static const struct bad_case {
     {"bad header name", RULE("matches: [{headers: [{name: \"x y\", value: a}]}]"),
      P_ROUTE "spec.rules[0].matches[0].headers[0].name: want an HTTP header name (1..256 token "
              "characters), got \"x y\""},
-    {"duplicate header match", RULE("matches: [{headers: [{name: X-A, value: a}, {name: x-a, value: b}]}]"),
+    {"duplicate header match",
+     RULE("matches: [{headers: [{name: X-A, value: a}, {name: x-a, value: b}]}]"),
      P_ROUTE "spec.rules[0].matches[0].headers[1].name: duplicate name \"x-a\" (also "
              "headers[0])"},
     {"bad method", RULE("matches: [{method: get}]"),
@@ -551,7 +559,8 @@ static const struct bad_case {
     {"IP hostname refused", ROUTE("  hostnames: [10.0.0.1]\n"),
      P_ROUTE "spec.hostnames[0]: want a hostname (a DNS subdomain, optionally starting with "
              "\"*.\"; not an IP), got \"10.0.0.1\""},
-    {"empty rules list", ROUTE("  rules: []\n"), P_ROUTE "spec.rules: want at least 1 entry, got 0"},
+    {"empty rules list", ROUTE("  rules: []\n"),
+     P_ROUTE "spec.rules: want at least 1 entry, got 0"},
     {"two RequestHeaderModifiers",
      RULE("filters:\n    - {type: RequestHeaderModifier, requestHeaderModifier: {remove: [a]}}\n"
           "    - {type: RequestHeaderModifier, requestHeaderModifier: {remove: [b]}}"),
@@ -583,7 +592,8 @@ static const struct bad_case {
           "value: b}], remove: [a]}}]"),
      P_ROUTE "spec.rules[0].filters[0].requestHeaderModifier.remove[0]: header \"a\" already has "
              "an action in this filter"},
-    {"redirect status code", RULE("filters: [{type: RequestRedirect, requestRedirect: {statusCode: 304}}]"),
+    {"redirect status code",
+     RULE("filters: [{type: RequestRedirect, requestRedirect: {statusCode: 304}}]"),
      P_ROUTE "spec.rules[0].filters[0].requestRedirect.statusCode: want one of 301, 302, 303, 307, "
              "308, got 304"},
     {"mirror percent range",
@@ -628,7 +638,8 @@ static const struct bad_case {
           "resource-exhausted, unavailable, got 503"},
     {"codes need retriable-status-codes", DP("  retries: {retriableStatusCodes: [503]}\n"),
      P_DP "spec.retries.retriableStatusCodes: needs retriable-status-codes in retryOn"},
-    {"backoff max below base", DP("  retries: {backoff: {baseInterval: 100ms, maxInterval: 50ms}}\n"),
+    {"backoff max below base",
+     DP("  retries: {backoff: {baseInterval: 100ms, maxInterval: 50ms}}\n"),
      P_DP "spec.retries.backoff.maxInterval: must be at least baseInterval (100ms)"},
     {"budget percent range", DP("  retries: {budget: {percent: 150}}\n"),
      P_DP "spec.retries.budget.percent: want an integer 0..100, got 150"},
@@ -642,9 +653,10 @@ static const struct bad_case {
      P_DP "spec.tls.mode: want one of MUTUAL, DISABLE, got \"STRICT\""},
     {"typo in a policy field", DP("  retries: {attempt: 2}\n"),
      P_DP "spec.retries.attempt: unknown field"},
-    {"one policy per Service", DP("") "---\n"
-                               "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
-                               "metadata: {name: q}\nspec:\n  targetRef: {kind: Service, name: web}\n",
+    {"one policy per Service",
+     DP("") "---\n"
+            "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
+            "metadata: {name: q}\nspec:\n  targetRef: {kind: Service, name: web}\n",
      "t.yaml: document 2 (DestinationPolicy default/q): spec.targetRef: Service default/web "
      "already has DestinationPolicy default/p (document 1)"},
     /* AuthorizationPolicy, PeerAuthentication */
@@ -673,7 +685,10 @@ static const struct bad_case {
      "spec: {portLevelMtls: {http: {mode: DISABLE}}}\n",
      "t.yaml: document 1 (PeerAuthentication default/a): spec.portLevelMtls.http: want a port "
      "number 1..65535 as key, got \"http\""},
-    {"depth bounded", "a: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+    {"depth bounded",
+     "a: "
+     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]"
+     "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
      "t.yaml: document 1: line 1, column 68: nested deeper than 64 levels"},
 };
 
