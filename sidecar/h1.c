@@ -159,6 +159,7 @@ static const char *const error_names[H1_E__COUNT - H1_E_HEAD_TOO_LARGE] = {
     [H1_E_CHUNK_DATA_CRLF - H1_E_HEAD_TOO_LARGE] = "chunk_data_crlf",
     [H1_E_TRAILERS_TOO_LARGE - H1_E_HEAD_TOO_LARGE] = "trailers_too_large",
     [H1_E_BODY_TRUNCATED - H1_E_HEAD_TOO_LARGE] = "body_truncated",
+    [H1_E_CONN_OPTIONS - H1_E_HEAD_TOO_LARGE] = "conn_options",
 };
 
 const char *h1_error_str(int err)
@@ -745,7 +746,7 @@ struct head_info {
     size_t host_count;
     const char *host;
     size_t host_len;
-    bool has_connection;
+    size_t conn_options; /* non-empty Connection list elements */
 };
 
 static int analyze_fields(struct h1_message *m, struct head_info *hi)
@@ -796,7 +797,14 @@ static int analyze_fields(struct h1_message *m, struct head_info *hi)
             break;
         case 10:
             if (IEQ(h->name, 10, "connection")) {
-                hi->has_connection = true;
+                size_t pos = 0, tl;
+                const char *t;
+                while (list_next(v, vn, &pos, &t, &tl))
+                    hi->conn_options += tl > 0;
+                /* Each option may name a field to strip: bounded, so marking them costs
+                 * at most H1_MAX_CONNECTION_OPTIONS passes over the fields. */
+                if (hi->conn_options > H1_MAX_CONNECTION_OPTIONS)
+                    return -H1_E_CONN_OPTIONS;
                 if (h1_list_has_token(v, vn, "close", 5))
                     m->flags |= H1_F_CONN_CLOSE;
                 if (h1_list_has_token(v, vn, "keep-alive", 10))
@@ -830,23 +838,24 @@ static int analyze_fields(struct h1_message *m, struct head_info *hi)
     if ((m->flags & H1_F_HAS_TE) && !hi->te.any)
         return -H1_E_TE_INVALID;
 
-    /* Hop-by-hop fields (RFC 9110 §7.6.1). Host is never stripped, whatever Connection
-     * names: routing needs it, and "Connection: host" is a known proxy-confusion trick. */
-    for (size_t i = 0; i < m->num_headers; i++) {
-        struct h1_header *h = &m->headers[i];
-        if (h1_is_hop_by_hop_name(h->name, h->name_len)) {
-            h->flags |= H1_HF_HOP_BY_HOP;
+    /* Hop-by-hop fields (RFC 9110 §7.6.1): the fixed set, then what Connection names.
+     * Host is never stripped, whatever Connection says: routing needs it, and
+     * "Connection: host" is a known proxy-confusion trick. */
+    for (size_t i = 0; i < m->num_headers; i++)
+        if (h1_is_hop_by_hop_name(m->headers[i].name, m->headers[i].name_len))
+            m->headers[i].flags |= H1_HF_HOP_BY_HOP;
+    for (size_t j = 0; hi->conn_options && j < m->num_headers; j++) {
+        const struct h1_header *c = &m->headers[j];
+        size_t pos = 0, tl;
+        const char *t;
+        if (!IEQ(c->name, c->name_len, "connection"))
             continue;
-        }
-        if (!hi->has_connection || IEQ(h->name, h->name_len, "host"))
-            continue;
-        for (size_t j = 0; j < m->num_headers; j++) {
-            const struct h1_header *c = &m->headers[j];
-            if (IEQ(c->name, c->name_len, "connection") &&
-                h1_list_has_token(c->value, c->value_len, h->name, h->name_len)) {
-                h->flags |= H1_HF_HOP_BY_HOP;
-                break;
-            }
+        while (list_next(c->value, c->value_len, &pos, &t, &tl)) {
+            if (tl == 0 || IEQ(t, tl, "host"))
+                continue;
+            for (size_t i = 0; i < m->num_headers; i++)
+                if (ieq(m->headers[i].name, m->headers[i].name_len, t, tl))
+                    m->headers[i].flags |= H1_HF_HOP_BY_HOP;
         }
     }
 

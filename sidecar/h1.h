@@ -26,7 +26,8 @@
  *   unknown); a response the same way, since an HTTP/2 peer cannot carry a transfer
  *   coding either. Responses without framing are close-delimited.
  * - Limits: 64 KiB head (H1_DEFAULT_MAX_HEAD_LEN), 100 fields (H1_DEFAULT_MAX_HEADERS),
- *   4 KiB of chunk extensions per chunk, 16 hex digits per chunk size.
+ *   4 KiB of chunk extensions per chunk, 16 hex digits per chunk size, 32 Connection
+ *   options (each may name a field to strip; the bound keeps that work linear).
  */
 #ifndef RINGMESH_H1_H
 #define RINGMESH_H1_H
@@ -36,10 +37,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define H1_DEFAULT_MAX_HEAD_LEN  (64 * 1024)
-#define H1_DEFAULT_MAX_HEADERS   100
-#define H1_DEFAULT_MAX_CHUNK_EXT 4096
-#define H1_MAX_CHUNK_SIZE_DIGITS 16
+#define H1_DEFAULT_MAX_HEAD_LEN   (64 * 1024)
+#define H1_DEFAULT_MAX_HEADERS    100
+#define H1_DEFAULT_MAX_CHUNK_EXT  4096
+#define H1_MAX_CHUNK_SIZE_DIGITS  16
+#define H1_MAX_CONNECTION_OPTIONS 32 /* tokens in Connection, all fields together */
 
 /*
  * Errors, returned negated (-H1_E_*). Values start at 1000 so they never collide with
@@ -82,6 +84,7 @@ enum h1_error {
     H1_E_CHUNK_DATA_CRLF,       /* chunk data not followed by CRLF */
     H1_E_TRAILERS_TOO_LARGE,    /* trailer section over max_trailers_len */
     H1_E_BODY_TRUNCATED,        /* connection closed before the body's end */
+    H1_E_CONN_OPTIONS,          /* Connection lists over H1_MAX_CONNECTION_OPTIONS */
     H1_E__COUNT                 /* not an error: end of the list */
 };
 

@@ -619,6 +619,10 @@ static const struct bad_case bad_cases[] = {
     BAD(REQ, RL "\r\r", H1_E_BARE_CR),
     BAD(REQ, "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", H1_E_BARE_LF),
     BAD(REQ, "\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", H1_E_BARE_CR),
+    BAD(REQ,
+        RL "Connection: a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p\r\n"
+           "Connection: q,r,s,t,u,v,w,x,y,z,A,B,C,D,E,F,G\r\n\r\n",
+        H1_E_CONN_OPTIONS),
     /* Host */
     BAD(REQ, "GET / HTTP/1.1\r\nX: a\r\n\r\n", H1_E_HOST_MISSING),
     BAD(REQ, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", H1_E_HOST_MULTIPLE),
@@ -935,6 +939,15 @@ static void test_helpers(void)
            !h1_status_is_interim(200),
        "interim statuses");
     is_str(h1_status_reason(404), "Not Found", "reason phrase");
+
+    /* 32 Connection options are fine (empty elements don't count), and name fields. */
+    h1_parser_init(&p, NULL);
+    const char *opts =
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: ,a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,\r\n"
+        "Connection: q,r,s,t,u,v,w,x,y,z,A,B,C,D,E,X-F,,,\r\nX-f: 1\r\n\r\n";
+    ok(parse_req(&p, opts, strlen(opts), &r) > 0 && r.msg.num_headers == 4 &&
+           (r.msg.headers[3].flags & H1_HF_HOP_BY_HOP),
+       "32 Connection options pass and mark the fields they name");
 
     /* A reused parser: the caller drops a half-read head and starts over. */
     h1_parser_init(&p, NULL);
