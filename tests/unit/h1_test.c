@@ -873,7 +873,7 @@ static void test_limits(void)
     h1_parser_init(&p, NULL);
     for (k = 1; k < o; k++) {
         rc = h1_parse_request(&p, buf, k, &r);
-        if (rc != -EAGAIN || p.scanned != k)
+        if (rc != -EAGAIN || p.scanned + 1 < k) /* a trailing CR waits for its LF */
             linear = false;
     }
     rc = h1_parse_request(&p, buf, o, &r);
