@@ -25,6 +25,12 @@
  *   is anything but a single "chunked" is rejected (not-chunked-last, chunked-twice or
  *   unknown); a response the same way, since an HTTP/2 peer cannot carry a transfer
  *   coding either. Responses without framing are close-delimited.
+ * - A request-target is ASCII VCHARs only (raw UTF-8 and CTLs are H1_E_BAD_TARGET); field
+ *   values may hold obs-text (bytes >= 0x80), as RFC 9110 §5.5 allows.
+ * - "HTTP/1.1 200\r\n" (no SP before an empty reason) is accepted: common, and it
+ *   changes nothing about framing.
+ * - Upgrade counts only with "Connection: upgrade" in HTTP/1.1; Host is never flagged
+ *   hop-by-hop even when Connection names it.
  * - Limits: 64 KiB head (H1_DEFAULT_MAX_HEAD_LEN), 100 fields (H1_DEFAULT_MAX_HEADERS),
  *   4 KiB of chunk extensions per chunk, 16 hex digits per chunk size, 32 Connection
  *   options (each may name a field to strip; the bound keeps that work linear).
@@ -158,7 +164,7 @@ struct h1_header {
  */
 struct h1_message {
     struct h1_header *headers; /* in: caller's array (borrowed) */
-    size_t headers_cap;        /* in: its length */
+    size_t headers_cap;        /* in: its length (0: any field is too many) */
     size_t num_headers;        /* out */
     int minor_version;         /* 0 or 1 */
     enum h1_body body;
