@@ -268,8 +268,6 @@ int loop_attach_thread(struct loop *l)
 int loop_run_once(struct loop *l, int max_wait_ms)
 {
     flush_pending(l);
-    if (l->stop)
-        return 0;
     int timeout = max_wait_ms;
     if (l->pending_head)
         timeout = 0;

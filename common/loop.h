@@ -134,7 +134,8 @@ int loop_attach_thread(struct loop *l);
 /* Runs until loop_stop(). Returns 0 or -errno on a fatal backend error. */
 int loop_run(struct loop *l);
 /* One pass: deferred completions, one wait of at most max_wait_ms (-1: until something
- * happens or the tick), the tick if due. For tests and embedding. 0 or -errno. */
+ * happens or the tick), the tick if due. Works after loop_stop() too, to let ops finish.
+ * 0 or -errno. */
 int loop_run_once(struct loop *l, int max_wait_ms);
 void loop_stop(struct loop *l);
 /* Thread-safe: wakes the loop and calls the wake callback on its thread. */

@@ -139,6 +139,7 @@ static void uring_fini(struct loop *l)
     struct uring_state *s = ust(l);
     if (!s)
         return;
+    io_uring_submit(&s->ring); /* queued closes still run */
     io_uring_queue_exit(&s->ring);
     free(s->br);
     free(s);

@@ -28,19 +28,6 @@
 #include "sidecar.h"
 #include "worker.h"
 
-const char *sidecar_state_str(int state)
-{
-    switch (state) {
-    case SIDECAR_STARTING:
-        return "PRE_INITIALIZING";
-    case SIDECAR_LIVE:
-        return "LIVE";
-    case SIDECAR_DRAINING:
-        return "DRAINING";
-    }
-    return "UNKNOWN";
-}
-
 static uint64_t now_ms(void)
 {
     struct timespec ts;

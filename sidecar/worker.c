@@ -19,10 +19,11 @@
 #define WORKER_SWEEP_MS       1000
 #define WORKER_ACCEPT_PAUSE_MS 100
 
+/* Synchronous: when drain says the port is closed, it is (no queued close SQE). */
 static void listener_close(struct worker *w, struct listener *ls)
 {
     if (ls->fd >= 0) {
-        loop_close_fd(w->loop, ls->fd);
+        close(ls->fd);
         ls->fd = -1;
     }
 }
@@ -55,6 +56,14 @@ static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_b
         log_warn("%s listener: accept: %s; re-arming", stats_dir_name(ls->dir), strerror(-res));
     if (loop_accept(l, op, ls->fd) < 0)
         log_error("%s listener: cannot re-arm accept", stats_dir_name(ls->dir));
+}
+
+static bool listeners_armed(const struct worker *w)
+{
+    for (int i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].accept_op.armed)
+            return true;
+    return false;
 }
 
 static void worker_drain(struct worker *w)
@@ -108,8 +117,10 @@ static void on_tick(struct loop *l, void *arg)
 }
 
 /* A SO_REUSEPORT listener on the wildcard address of family fam. -errno on failure;
- * -EAFNOSUPPORT/-EADDRNOTAVAIL for IPv6 on a host without it. */
-static int listen_socket(int fam, unsigned short port)
+ * -EAFNOSUPPORT/-EADDRNOTAVAIL for IPv6 on a host without it. The first worker (probe)
+ * first binds without SO_REUSEPORT: another process of the same uid listening there
+ * with SO_REUSEPORT (a stale sidecar) would otherwise silently share our traffic. */
+static int listen_socket(int fam, unsigned short port, bool probe)
 {
     int one = 1, e;
     struct sockaddr_storage ss;
@@ -132,6 +143,20 @@ static int listen_socket(int fam, unsigned short port)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (probe) {
+        if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+            e = errno;
+            close(fd);
+            return -e;
+        }
+        close(fd);
+        fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (fam == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
         e = errno;
@@ -170,7 +195,7 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
         unsigned short port = d == STATS_OUTBOUND ? sc->opts.outbound_port : sc->opts.inbound_port;
         for (int f = 0; f < 2; f++) {
             int fam = f == 0 ? AF_INET : AF_INET6;
-            int fd = listen_socket(fam, port);
+            int fd = listen_socket(fam, port, id == 0);
             if (fd < 0) {
                 if (fam == AF_INET6 && (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL))
                     continue; /* no IPv6 here */
@@ -229,6 +254,12 @@ static void *worker_main(void *arg)
         atomic_store(&w->status, WORKER_FAILED);
         return NULL;
     }
+    /* An armed multishot accept holds its listening socket even after close(2), until
+     * the ring is torn down, which the kernel finishes asynchronously after exit: a
+     * restarted sidecar would find the port busy. End the accepts before leaving. */
+    worker_drain(w);
+    for (int i = 0; i < 100 && listeners_armed(w); i++)
+        loop_run_once(w->loop, 10);
     atomic_store(&w->status, WORKER_STOPPED);
     return NULL;
 }

@@ -1,5 +1,5 @@
 # tests/integ/lib.sh - real binaries on loopback; sourced by tests/integ/*.sh.
-#   integ_ports               picks a free-looking block of 8 ports: sets P0..P7
+#   integ_ports               picks a free-looking block of 12 ports: sets P0..P11
 #   sidecar_start NAME [flags]  starts ringmesh-sidecar on P0..P4 (outbound, inbound, admin,
 #                             stats, health) with extra flags; waits for /ready; sets SC_PID
 #                             (runs under $SC_WRAP if set, e.g. the no_uring tool)
@@ -35,13 +35,13 @@ trap integ_down EXIT
 integ_ports() {
     local base i
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        base=$((20000 + (RANDOM % 4000) * 10))
-        for i in 0 1 2 3 4 5 6 7; do
+        base=$((20000 + (RANDOM % 1000) * 12)) # below the ephemeral range (32768+)
+        for i in 0 1 2 3 4 5 6 7 8 9 10 11; do
             ss -ltnH "sport = :$((base + i))" | grep -q . && continue 2
         done
         break
     done
-    for i in 0 1 2 3 4 5 6 7; do eval "P$i=$((base + i))"; done
+    for i in 0 1 2 3 4 5 6 7 8 9 10 11; do eval "P$i=$((base + i))"; done
 }
 
 bg() {

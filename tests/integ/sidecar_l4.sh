@@ -87,6 +87,13 @@ check "admin: /stats/prometheus on the stats port has TYPE lines" bash -c "curl 
 check "admin: admin port is loopback only" bash -c "ss -ltnH 'sport = :$P2' | grep -q '127.0.0.1:$P2'"
 check "admin: garbage request gets 400" bash -c "printf 'garbage\r\n\r\n' | timeout 3 socat -t2 - TCP:127.0.0.1:$P2 | head -1 | grep -q ' 400 '"
 
+# a second sidecar (same uid) must not silently share the capture ports via SO_REUSEPORT
+"$RINGMESH_BIN/ringmesh-sidecar" --outbound-port "$P0" --inbound-port "$P1" --admin-port "$P8" \
+    --stats-port "$P9" --health-port "$P10" >"$IT_TMP/second.log" 2>&1
+rc=$?
+check "second sidecar on the same capture port: exit 1 naming the port" \
+    bash -c "[ $rc = 1 ] && grep -q 'outbound listener on 0.0.0.0 port $P0: Address already in use' '$IT_TMP/second.log'"
+
 # --- SIGTERM: readiness fails at once, the open connection keeps working, exit at the deadline
 kill "$SC_PID"; wait_exit "$SC_PID" 5
 sidecar_start sc-drain --static-dst "127.0.0.1:$P6" --drain-seconds 2
