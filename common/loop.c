@@ -156,8 +156,10 @@ int loop_accept(struct loop *l, struct loop_op *op, int listen_fd)
     return start(l, op, LOOP_OP_ACCEPT, listen_fd, l->be->accept);
 }
 
-int loop_recv(struct loop *l, struct loop_op *op, int fd)
+int loop_recv(struct loop *l, struct loop_op *op, int fd, uint32_t max_len)
 {
+    op->len = max_len;
+    op->done_len = 0;
     return start(l, op, LOOP_OP_RECV, fd, l->be->recv);
 }
 

@@ -70,11 +70,12 @@ struct loop_op {
     bool cancelled;         /* loop_cancel() was called while armed */
     /* backend state, private */
     const void *ptr;        /* send/read: data; connect: address (kept alive by the caller) */
-    uint32_t len;           /* send/read: bytes; connect: address length */
+    uint32_t len;           /* send/read: bytes; connect: address length; recv: cap */
     uint32_t timeout_ms;    /* connect */
     bool in_pending;        /* its final completion waits in the deferred list */
     uint64_t deadline_ms;   /* epoll connect */
     int64_t ts[2];          /* io_uring link timeout (struct __kernel_timespec) */
+    uint32_t done_len;      /* recv: bytes delivered since it started (epoll's cap) */
     struct loop_op *tnext;  /* epoll: list of connects with deadlines */
     int pending_res;        /* epoll: result waiting in the deferred list */
     bool pending_more;
@@ -103,7 +104,11 @@ void loop_op_init(struct loop_op *op, loop_op_cb cb, void *owner);
 
 /* Starts an op. 0, or -errno when it could not be started (no completion then). */
 int loop_accept(struct loop *l, struct loop_op *op, int listen_fd);      /* multishot */
-int loop_recv(struct loop *l, struct loop_op *op, int fd);              /* multishot */
+/* Multishot recv. With max_len > 0 it ends (its last completion still carrying data)
+ * once max_len bytes were delivered, so a caller bounds what one connection takes before
+ * it has had a chance to pause. io_uring passes the cap to the kernel (the SQE's optlen);
+ * a kernel without it (-EINVAL) gets uncapped multishot recvs from then on. */
+int loop_recv(struct loop *l, struct loop_op *op, int fd, uint32_t max_len);
 int loop_send(struct loop *l, struct loop_op *op, int fd, const void *p, uint32_t len);
 int loop_connect(struct loop *l, struct loop_op *op, int fd, const struct sockaddr *sa,
                  socklen_t salen, uint32_t timeout_ms);

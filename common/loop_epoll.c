@@ -238,14 +238,23 @@ static void on_readable(struct loop *l, struct loop_op *op)
             end_rd(l, op, -ENOBUFS);
             return;
         }
-        ssize_t n = recv(op->fd, b->data, l->cfg.buf_size, MSG_DONTWAIT);
+        uint32_t want = l->cfg.buf_size;
+        if (op->len && op->len - op->done_len < want)
+            want = op->len - op->done_len;
+        ssize_t n = recv(op->fd, b->data, want, MSG_DONTWAIT);
         if (n > 0) {
             s->free = b->next;
             l->buf_free_count--;
             b->len = (uint32_t)n;
             b->off = 0;
             b->next = NULL;
-            loop_complete(l, op, (int)n, b, true);
+            op->done_len += (uint32_t)n;
+            if (op->len && op->done_len >= op->len) {
+                unwatch(l, op); /* the cap: this is the last completion */
+                loop_complete(l, op, (int)n, b, false);
+            } else {
+                loop_complete(l, op, (int)n, b, true);
+            }
         } else if (n == 0) {
             end_rd(l, op, 0);
         } else if (errno != EAGAIN && errno != EINTR) {

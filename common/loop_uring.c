@@ -32,6 +32,7 @@ struct uring_state {
     struct io_uring_buf_ring *br; /* owned: page-aligned */
     unsigned br_mask;
     unsigned in_ring;       /* buffers the kernel may fill now */
+    bool no_recv_cap;       /* the kernel refused a capped multishot recv: run uncapped */
     struct loop_buf *spare; /* LIFO of free buffers not in the ring */
 };
 
@@ -171,6 +172,10 @@ static int uring_recv(struct loop *l, struct loop_op *op)
     io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = LOOP_BGID;
+    /* The total-bytes cap of a multishot recv is the SQE's optlen, which shares its
+     * place with file_index (liburing 2.3 predates the name). */
+    if (op->len && !ust(l)->no_recv_cap)
+        sqe->file_index = op->len;
     io_uring_sqe_set_data(sqe, op);
     return 0;
 }
@@ -264,6 +269,12 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
             loop_buf_put(l, buf);
             buf = NULL;
         }
+    }
+    if (op->kind == LOOP_OP_RECV && res == -EINVAL && op->len && !ust(l)->no_recv_cap) {
+        /* An older kernel: no capped multishot recv. Say so once, go on uncapped. */
+        ust(l)->no_recv_cap = true;
+        uring_recv(l, op);
+        return;
     }
     if (op->kind == LOOP_OP_CONNECT && res == -ECANCELED && !op->cancelled)
         res = -ETIMEDOUT; /* the linked timeout fired */

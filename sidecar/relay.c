@@ -174,8 +174,13 @@ static void arm_recv(struct relay_side *s)
     if (r->state == RELAY_CLOSING || s->recv_op.armed || s->eof_in || s->recv_paused ||
         s->starved)
         return;
+    /* Never let the kernel hand this side more than the other side may queue. */
+    uint32_t limit = r->w->sc->opts.buffer_bytes, queued = other(s)->q_len;
+    uint32_t room = queued < limit ? limit - queued : 0;
+    if (room < r->w->sc->opts.buf_size)
+        room = r->w->sc->opts.buf_size;
     loop_cancel(r->w->loop, &s->err_op);
-    if (loop_recv(r->w->loop, &s->recv_op, s->fd) < 0)
+    if (loop_recv(r->w->loop, &s->recv_op, s->fd, room) < 0)
         relay_close(r, true, "cannot start recv");
 }
 

@@ -141,7 +141,7 @@ static void test_backend(enum loop_io_choice io, const char *name)
     memset(&tx, 0, sizeof(tx));
     loop_op_init(&rx_op, rec_cb, &rx);
     loop_op_init(&tx_op, rec_cb, &tx);
-    ok(loop_recv(l, &rx_op, acc.accepted_fd) == 0, "%s: recv armed", name);
+    ok(loop_recv(l, &rx_op, acc.accepted_fd, 0) == 0, "%s: recv armed", name);
     tx.in_start = true;
     loop_send(l, &tx_op, cfd, "hello, ring", 11);
     tx.in_start = false;
@@ -166,7 +166,7 @@ static void test_backend(enum loop_io_choice io, const char *name)
     struct hold h = {0};
     struct loop_op hold_op;
     loop_op_init(&hold_op, hold_cb, &h);
-    loop_recv(l, &hold_op, acc.accepted_fd);
+    loop_recv(l, &hold_op, acc.accepted_fd, 0);
     RUN_UNTIL(l, h.final);
     is_int(h.final_res, -ENOBUFS, "recv ends with -ENOBUFS when the pool is empty");
     is_int(h.n, 16, "all 16 pool buffers were delivered");
@@ -182,12 +182,12 @@ static void test_backend(enum loop_io_choice io, const char *name)
     /* io_uring may fill the whole pool again before we reap (it did here): a recv
      * that ends with -ENOBUFS is restarted, as the relay does */
     memset(&rx, 0, sizeof(rx));
-    loop_recv(l, &rx_op, acc.accepted_fd);
+    loop_recv(l, &rx_op, acc.accepted_fd, 0);
     int restarts = 0;
     for (int i = 0; i < 200 && got + rx.len < (size_t)sent; i++) {
         loop_run_once(l, 10);
         if (!rx_op.armed && rx.last_res == -ENOBUFS && restarts++ < 50)
-            loop_recv(l, &rx_op, acc.accepted_fd);
+            loop_recv(l, &rx_op, acc.accepted_fd, 0);
     }
     rx.finals = 0;
     same &= memcmp(rx.data, big + got, rx.len) == 0;
@@ -195,6 +195,26 @@ static void test_backend(enum loop_io_choice io, const char *name)
         printf("# rx: finals %d last_res %d len %zu free %u\n", rx.finals, rx.last_res, rx.len, loop_buf_free(l));
     ok(same && got + rx.len == (size_t)sent, "%s: every byte arrived in order (%zu)", name,
        got + rx.len);
+
+    /* a capped recv ends after max_len bytes, its last completion carrying data */
+    loop_cancel(l, &rx_op);
+    RUN_UNTIL(l, !rx_op.armed);
+    memset(&rx, 0, sizeof(rx));
+    send(cfd, big, 10000, 0);
+    usleep(20000);
+    loop_recv(l, &rx_op, acc.accepted_fd, 4096);
+    RUN_UNTIL(l, rx.finals);
+    ok(rx.finals == 1 && rx.last_res > 0 && !rx.last_more,
+       "%s: capped recv ends with data (last res %d)", name, rx.last_res);
+    is_int(rx.len, 4096, "capped recv delivered exactly the cap");
+    memset(&rx, 0, sizeof(rx));
+    loop_recv(l, &rx_op, acc.accepted_fd, 0);
+    RUN_UNTIL(l, rx.len >= 10000 - 4096);
+    is_int(rx.len, 10000 - 4096, "the rest arrives on the next recv");
+    loop_cancel(l, &rx_op);
+    RUN_UNTIL(l, rx.finals);
+    memset(&rx, 0, sizeof(rx));
+    loop_recv(l, &rx_op, acc.accepted_fd, 0);
 
     /* EOF */
     shutdown(cfd, SHUT_WR);
