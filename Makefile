@@ -65,6 +65,7 @@ $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBSIDECAR): $(call obj,$(SIDECAR_SRC))
 $(LIBINIT): $(call obj,$(INIT_SRC))
 $(LIBXDS): $(call obj,$(XDS_SRC))
+$(BUILD)/sidecar/%.o: CFLAGS += -Ixds
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,&& true)

@@ -15,7 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+#include "config.h"
 #include "log.h"
+#include "model.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -124,6 +129,27 @@ size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
     for (int c = 0; c < STATS_WORKER_COUNT; c++)
         put(buf, len, &n, "%s: %llu\n", stats_worker_name(c), (unsigned long long)s.w[c]);
     put(buf, len, &n, "buffers.in_use: %llu\n", (unsigned long long)s.buffers_in_use);
+    struct config_snapshot *snap = config_acquire();
+    uint64_t oldest = UINT64_MAX;
+    for (int i = 0; i < sc->nworkers; i++) {
+        uint64_t v = atomic_load(&sc->workers[i]->snap_version);
+        if (v < oldest)
+            oldest = v;
+    }
+    put(buf, len, &n, "config.version: %llu\n", (unsigned long long)(snap ? snap->version : 0));
+    put(buf, len, &n, "config.oldest_worker_version: %llu\n",
+        (unsigned long long)(sc->nworkers ? oldest : 0));
+    put(buf, len, &n, "config.reloads_ok: %d\n", atomic_load(&sc->reloads_ok));
+    put(buf, len, &n, "config.reloads_rejected: %d\n", atomic_load(&sc->reloads_rejected));
+    const struct model_set *m = snap ? snap->model : NULL;
+    size_t eps = 0;
+    for (size_t i = 0; m && i < m->n_slices; i++)
+        eps += m->slices[i].n_endpoints;
+    put(buf, len, &n, "config.services: %zu\n", m ? m->n_services : 0);
+    put(buf, len, &n, "config.endpoint_slices: %zu\n", m ? m->n_slices : 0);
+    put(buf, len, &n, "config.endpoints: %zu\n", eps);
+    put(buf, len, &n, "config.http_routes: %zu\n", m ? m->n_routes : 0);
+    config_release(snap);
     return n;
 }
 
@@ -161,6 +187,65 @@ static size_t render_prometheus(struct sidecar *sc, char *buf, size_t len)
     put(buf, len, &n, "# TYPE ringmesh_server_live gauge\nringmesh_server_live %d\n",
         atomic_load(&sc->state) == SIDECAR_LIVE);
     return n;
+}
+
+/* /config_dump: what this sidecar runs with, as JSON (Envoy's name; the full per-
+ * component dump grows with the HTTP layer). No secrets exist in it yet. */
+static char *render_config_dump(struct sidecar *sc)
+{
+    struct config_snapshot *snap = config_acquire();
+    const struct model_set *m = snap ? snap->model : NULL;
+    cJSON *root = cJSON_CreateObject(), *id, *svcs, *routes;
+    char ts[32], *out;
+    struct tm tm;
+    time_t t = snap ? snap->loaded_at : 0;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddNumberToObject(root, "version", snap ? (double)snap->version : 0);
+    cJSON_AddStringToObject(root, "source", snap ? snap->source : "");
+    cJSON_AddStringToObject(root, "loaded_at", ts);
+    cJSON_AddStringToObject(root, "last_reload_error", sc->last_reload_error);
+    id = cJSON_AddObjectToObject(root, "node");
+    cJSON_AddStringToObject(id, "pod_name", sc->opts.pod_name ? sc->opts.pod_name : "");
+    cJSON_AddStringToObject(id, "namespace", sc->opts.pod_namespace);
+    cJSON_AddStringToObject(id, "service_account", sc->opts.service_account);
+    cJSON_AddStringToObject(id, "pod_ip", sc->opts.pod_ip ? sc->opts.pod_ip : "");
+    svcs = cJSON_AddArrayToObject(root, "services");
+    for (size_t i = 0; m && i < m->n_services; i++) {
+        const struct model_service *sv = &m->services[i];
+        cJSON *o = cJSON_CreateObject(), *ports = cJSON_CreateArray();
+        cJSON_AddStringToObject(o, "namespace", sv->meta.ns);
+        cJSON_AddStringToObject(o, "name", sv->meta.name);
+        cJSON_AddStringToObject(o, "cluster_ip", sv->has_cluster_ip ? sv->cluster_ip.text
+                                                 : sv->headless     ? "None"
+                                                                    : "");
+        for (size_t j = 0; j < sv->n_ports; j++) {
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddStringToObject(p, "name", sv->ports[j].name);
+            cJSON_AddNumberToObject(p, "port", sv->ports[j].port);
+            if (sv->ports[j].app_protocol)
+                cJSON_AddStringToObject(p, "app_protocol", sv->ports[j].app_protocol);
+            cJSON_AddItemToArray(ports, p);
+        }
+        cJSON_AddItemToObject(o, "ports", ports);
+        size_t eps = 0;
+        for (size_t k = 0; k < m->n_slices; k++)
+            if (strcmp(m->slices[k].meta.ns, sv->meta.ns) == 0 &&
+                strcmp(m->slices[k].service_name, sv->meta.name) == 0)
+                eps += m->slices[k].n_endpoints;
+        cJSON_AddNumberToObject(o, "endpoints", (double)eps);
+        cJSON_AddItemToArray(svcs, o);
+    }
+    routes = cJSON_AddArrayToObject(root, "http_routes");
+    for (size_t i = 0; m && i < m->n_routes; i++) {
+        char name[512];
+        snprintf(name, sizeof(name), "%s/%s", m->routes[i].meta.ns, m->routes[i].meta.name);
+        cJSON_AddItemToArray(routes, cJSON_CreateString(name));
+    }
+    config_release(snap);
+    out = cJSON_Print(root);
+    cJSON_Delete(root);
+    return out;
 }
 
 static void respond(int fd, int code, const char *ctype, const char *body, size_t blen)
@@ -251,13 +336,37 @@ void admin_serve(struct admin *a, int i)
     bool ready = (i == ADMIN_API && strcmp(path, "/ready") == 0) ||
                  (i == ADMIN_HEALTH && strcmp(path, "/healthz/ready") == 0);
     bool stats = i == ADMIN_API && strcmp(path, "/stats") == 0;
-    if (!prom && !ready && !stats) {
+    bool dump = i == ADMIN_API && strcmp(path, "/config_dump") == 0;
+    bool reload = i == ADMIN_API && strcmp(path, "/config_reload") == 0;
+    if (reload) {
+        /* A mutation: POST only, as Envoy's admin API does (CONVENTIONS §2). */
+        if (strcmp(method, "POST") != 0) {
+            respond(fd, 405, "text/plain", "use POST\n", 9);
+        } else if (sidecar_reload(sc) == 0) {
+            struct config_snapshot *snap = config_acquire();
+            int n = snprintf(body, sizeof(body), "loaded version %llu\n",
+                             (unsigned long long)(snap ? snap->version : 0));
+            config_release(snap);
+            respond(fd, 200, "text/plain", body, (size_t)n);
+        } else {
+            int n = snprintf(body, sizeof(body), "rejected: %s\n", sc->last_reload_error);
+            respond(fd, 400, "text/plain", body, (size_t)n);
+        }
+    } else if (!prom && !ready && !stats && !dump) {
         respond(fd, 404, "text/plain", "not found\n", 10);
     } else if (!is_get) {
         respond(fd, 405, "text/plain", "method not allowed\n", 19);
     } else if (ready) {
         int n = snprintf(body, sizeof(body), "%s\n", sidecar_state_str(state));
         respond(fd, state == SIDECAR_LIVE ? 200 : 503, "text/plain", body, (size_t)n);
+    } else if (dump) {
+        char *json = render_config_dump(sc);
+        if (json) {
+            respond(fd, 200, "application/json", json, strlen(json));
+            free(json);
+        } else {
+            respond(fd, 503, "text/plain", "out of memory\n", 14);
+        }
     } else if (prom) {
         size_t n = render_prometheus(sc, body, sizeof(body));
         respond(fd, 200, "text/plain; version=0.0.4", body, n);

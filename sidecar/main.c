@@ -6,8 +6,8 @@
  * Lifecycle: STARTING until every worker's listeners are up, then LIVE. SIGTERM or
  * SIGINT: DRAINING (readiness fails at once), listeners close, open connections go on
  * until they finish or --drain-seconds pass, then the workers stop and the process
- * exits 0. A second SIGTERM exits at once. SIGPIPE is ignored; SIGHUP is logged (config
- * reload comes with the configuration).
+ * exits 0. A second SIGTERM exits at once. SIGPIPE is ignored; SIGHUP reloads --config
+ * (a bad file is rejected and the running configuration stays).
  */
 #include <errno.h>
 #include <poll.h>
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "config.h"
 #include "cpus.h"
 #include "log.h"
 #include "loop.h"
@@ -151,14 +152,26 @@ int main(int argc, char **argv)
     }
     raise_nofile();
 
+    /* The configuration comes before anything listens: a bad file stops the start. */
+    struct config_snapshot *snap = sc.opts.config_path
+                                       ? config_load(sc.opts.config_path, err, sizeof(err))
+                                       : config_empty();
+    if (!snap) {
+        log_error("%s", err);
+        return 1;
+    }
+    config_publish(snap);
+
     if (admin_open(&admin, &sc, err, sizeof(err)) < 0) {
         log_error("%s", err);
+        config_shutdown();
         return 1;
     }
     if (start_workers(&sc, err, sizeof(err)) < 0) {
         log_error("%s", err);
         stop_workers(&sc);
         admin_close(&admin);
+        config_shutdown();
         return 1;
     }
     if (sc.backend_why[0])
@@ -191,7 +204,7 @@ int main(int argc, char **argv)
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
-                    log_info("SIGHUP: nothing to reload (no configuration file yet)");
+                    sidecar_reload(&sc);
                     continue;
                 }
                 if (deadline) {
@@ -228,6 +241,7 @@ int main(int argc, char **argv)
 out:
     stop_workers(&sc);
     admin_close(&admin);
+    config_shutdown();
     close(sfd);
     log_info("exit");
     return rc;

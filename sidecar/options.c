@@ -4,7 +4,10 @@
  */
 #include "options.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,12 @@ static const char usage[] =
     "  --static-dst ADDR:PORT       where to send connections that were not redirected\n"
     "                               (tests and benchmarks; default: close them)\n"
     "  --log-level LEVEL            error|warn|info|debug|trace (info)\n"
+    "  --config FILE                the resource model (Services, EndpointSlices, HTTPRoutes,\n"
+    "                               policies; YAML or JSON); SIGHUP reloads it\n"
+    "  --pod-name NAME              this workload's pod ($POD_NAME)\n"
+    "  --pod-namespace NS           its namespace ($POD_NAMESPACE; default)\n"
+    "  --service-account SA         its service account ($SERVICE_ACCOUNT; default)\n"
+    "  --pod-ip IP                  its address ($INSTANCE_IP or $POD_IP)\n"
     "  -h, --help\n";
 
 const char *options_usage(void)
@@ -56,6 +65,11 @@ enum {
     OPT_BUFFER_SIZE,
     OPT_STATIC_DST,
     OPT_LOG_LEVEL,
+    OPT_CONFIG,
+    OPT_POD_NAME,
+    OPT_POD_NAMESPACE,
+    OPT_SERVICE_ACCOUNT,
+    OPT_POD_IP,
 };
 
 static const struct option longopts[] = {
@@ -75,6 +89,11 @@ static const struct option longopts[] = {
     {"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
     {"static-dst", required_argument, NULL, OPT_STATIC_DST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"pod-name", required_argument, NULL, OPT_POD_NAME},
+    {"pod-namespace", required_argument, NULL, OPT_POD_NAMESPACE},
+    {"service-account", required_argument, NULL, OPT_SERVICE_ACCOUNT},
+    {"pod-ip", required_argument, NULL, OPT_POD_IP},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -111,6 +130,32 @@ static void defaults(struct sidecar_options *o)
     o->buf_count = 512;
     o->buf_size = 16 * 1024;
     o->log_level = LOG_INFO;
+    o->pod_name = getenv("POD_NAME");
+    o->pod_namespace = getenv("POD_NAMESPACE");
+    o->service_account = getenv("SERVICE_ACCOUNT");
+    o->pod_ip = getenv("INSTANCE_IP");
+    if (!o->pod_ip || !*o->pod_ip)
+        o->pod_ip = getenv("POD_IP");
+}
+
+/* A DNS-1123 name: lower-case alnum, '-' (and '.' for a subdomain), alnum at both ends;
+ * namespaces are labels (63), service accounts subdomains (253). */
+static bool is_dns_name(const char *v, size_t max, bool dots)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > max || !isalnum((unsigned char)v[0]) || !isalnum((unsigned char)v[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
+              (dots && v[i] == '.')))
+            return false;
+    return true;
+}
+
+static bool is_ip(const char *v)
+{
+    unsigned char b[16];
+    return inet_pton(AF_INET, v, b) == 1 || inet_pton(AF_INET6, v, b) == 1;
 }
 
 enum options_result options_parse(struct sidecar_options *o, int argc, char **argv, char *err,
@@ -200,6 +245,23 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
             o->log_level = lvl;
             break;
         }
+        case OPT_CONFIG:
+            if (!*optarg)
+                goto bad_value;
+            o->config_path = optarg;
+            break;
+        case OPT_POD_NAME:
+            o->pod_name = optarg;
+            break;
+        case OPT_POD_NAMESPACE:
+            o->pod_namespace = optarg;
+            break;
+        case OPT_SERVICE_ACCOUNT:
+            o->service_account = optarg;
+            break;
+        case OPT_POD_IP:
+            o->pod_ip = optarg;
+            break;
         case ':':
             snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
             return OPTIONS_ERROR;
@@ -216,6 +278,7 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                 : c == OPT_BUFFERS     ? "a power of two from 16 to 32768"
                 : c == OPT_STATIC_DST  ? "a numeric IPv4:port or [IPv6]:port"
                 : c == OPT_LOG_LEVEL   ? "error, warn, info, debug or trace"
+                : c == OPT_CONFIG      ? "a file name"
                                        : "a number in range";
             snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg,
                      want);
@@ -229,5 +292,32 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
     }
     if (o->buffer_bytes < o->buf_size)
         o->buffer_bytes = o->buf_size;
+    /* Identity, whether it came from a flag or the environment. */
+    if (!o->pod_namespace || !*o->pod_namespace)
+        o->pod_namespace = "default";
+    if (!o->service_account || !*o->service_account)
+        o->service_account = "default";
+    if (o->pod_name && !*o->pod_name)
+        o->pod_name = NULL;
+    if (o->pod_ip && !*o->pod_ip)
+        o->pod_ip = NULL;
+    if (!is_dns_name(o->pod_namespace, 63, false)) {
+        snprintf(err, errlen, "--pod-namespace (or POD_NAMESPACE): bad value '%s': want a DNS label",
+                 o->pod_namespace);
+        return OPTIONS_ERROR;
+    }
+    if (!is_dns_name(o->service_account, 253, true)) {
+        snprintf(err, errlen,
+                 "--service-account (or SERVICE_ACCOUNT): bad value '%s': want a DNS subdomain",
+                 o->service_account);
+        return OPTIONS_ERROR;
+    }
+    if (o->pod_ip && !is_ip(o->pod_ip)) {
+        snprintf(err, errlen,
+                 "--pod-ip (or INSTANCE_IP/POD_IP): bad value '%s': want a numeric IPv4 or IPv6 "
+                 "address",
+                 o->pod_ip);
+        return OPTIONS_ERROR;
+    }
     return OPTIONS_OK;
 }

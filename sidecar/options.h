@@ -29,11 +29,18 @@ struct sidecar_options {
     struct sockaddr_storage static_dst;
     socklen_t static_dst_len;
     int log_level;
+    const char *config_path;      /* --config: the resource model file; NULL = none */
+    /* The workload's identity, from flags or the usual env vars (Istio's names). */
+    const char *pod_name;         /* --pod-name, $POD_NAME */
+    const char *pod_namespace;    /* --pod-namespace, $POD_NAMESPACE; default "default" */
+    const char *service_account;  /* --service-account, $SERVICE_ACCOUNT; default "default" */
+    const char *pod_ip;           /* --pod-ip, $INSTANCE_IP or $POD_IP; numeric */
 };
 
 enum options_result { OPTIONS_OK, OPTIONS_HELP, OPTIONS_ERROR };
 
-/* Fills o with defaults, then argv. On OPTIONS_ERROR err names the flag and what was
+/* Fills o with defaults, then the environment, then argv (strings in o point into argv
+ * or the environment). On OPTIONS_ERROR err names the flag and what was
  * wrong with its value. getopt state is reset, so it may be called repeatedly. */
 enum options_result options_parse(struct sidecar_options *o, int argc, char **argv, char *err,
                                   size_t errlen);

@@ -26,7 +26,14 @@ struct sidecar {
     atomic_int state;        /* enum sidecar_state */
     atomic_int active_cx;    /* downstream connections open, all workers */
     long long start_time;    /* unix seconds */
+    atomic_int reloads_ok;       /* config files accepted after the first */
+    atomic_int reloads_rejected; /* config files rejected; the old snapshot kept serving */
+    char last_reload_error[512]; /* main thread only */
 };
+
+/* Loads --config again and publishes it; on error keeps the current snapshot and says why
+ * in the log and in last_reload_error. Main thread only. 0 or -1. */
+int sidecar_reload(struct sidecar *sc);
 
 const char *sidecar_state_str(int state);
 

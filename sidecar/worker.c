@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 #include "relay.h"
 
@@ -80,9 +81,27 @@ static void worker_drain(struct worker *w)
     }
 }
 
+/* Adopts the published snapshot if it moved (between completion batches, as a command or
+ * on the tick). Work already started keeps the snapshot it pinned. */
+static void adopt_config(struct worker *w)
+{
+    uint64_t gen = config_generation();
+    if (gen == w->snap_gen && w->snap)
+        return;
+    struct config_snapshot *s = config_acquire();
+    if (!s)
+        return;
+    config_release(w->snap);
+    w->snap = s;
+    w->snap_gen = gen;
+    atomic_store(&w->snap_version, s->version);
+}
+
 static void check_commands(struct worker *w)
 {
     int cmd = atomic_exchange(&w->cmd, 0);
+    if (cmd & WORKER_CMD_CONFIG)
+        adopt_config(w);
     if (cmd & WORKER_CMD_DRAIN)
         worker_drain(w);
     if (cmd & WORKER_CMD_STOP)
@@ -99,6 +118,7 @@ static void on_tick(struct loop *l, void *arg)
     struct worker *w = arg;
     uint64_t now = loop_now_ms(l);
     check_commands(w);
+    adopt_config(w);
     __atomic_store_n(&w->stats.buffers_in_use, w->sc->opts.buf_count - loop_buf_free(l),
                      __ATOMIC_RELAXED);
     if (w->accept_resume_ms && now >= w->accept_resume_ms) {
@@ -245,6 +265,7 @@ static void *worker_main(void *arg)
     if (fp && strcmp(fp, "worker-loop") == 0 && w->id == w->sc->nworkers - 1)
         r = -EIO;
     if (r == 0) {
+        adopt_config(w); /* before RUNNING: ready means every worker has the configuration */
         atomic_store(&w->status, WORKER_RUNNING);
         check_commands(w); /* a drain may have come before the thread ran */
         r = loop_run(w->loop);
@@ -283,6 +304,7 @@ void worker_free(struct worker *w)
     if (w->thread)
         pthread_join(w->thread, NULL);
     relay_free_all(w);
+    config_release(w->snap);
     for (int i = 0; i < w->nlisteners; i++)
         if (w->listeners[i].fd >= 0)
             close(w->listeners[i].fd);

@@ -17,6 +17,7 @@
 #include "sidecar.h"
 #include "stats.h"
 
+struct config_snapshot;
 struct relay;
 struct relay_side;
 struct worker;
@@ -33,6 +34,7 @@ enum worker_cmd {
     WORKER_CMD_NONE = 0,
     WORKER_CMD_DRAIN = 1, /* close the listeners, keep the relays */
     WORKER_CMD_STOP = 2,  /* leave the loop */
+    WORKER_CMD_CONFIG = 4, /* a new configuration snapshot was published */
 };
 
 enum worker_status {
@@ -58,6 +60,9 @@ struct worker {
     uint64_t accept_resume_ms;
     uint64_t next_sweep_ms;
     uint64_t next_relay_id;
+    struct config_snapshot *snap; /* owned reference: the snapshot new work starts under */
+    uint64_t snap_gen;            /* config_generation() when snap was acquired */
+    atomic_uint_fast64_t snap_version; /* snap->version, for the admin thread to read */
 };
 
 /* Creates worker id: its loop (backend per sc->opts.io) and its listeners. NULL with err

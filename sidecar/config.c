@@ -1,0 +1,95 @@
+/*
+ * config.c - see config.h. One mutex guards the current pointer only while it is read
+ * and referenced, or swapped: that makes "read the pointer, then take a reference" safe
+ * against a concurrent publish releasing it.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "model.h"
+
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct config_snapshot *config_current; /* owned: the publication reference */
+static atomic_uint_fast64_t config_gen;
+
+static struct config_snapshot *snapshot_new(void)
+{
+    struct config_snapshot *s = calloc(1, sizeof(*s));
+    if (s) {
+        atomic_init(&s->refs, 1);
+        s->loaded_at = time(NULL);
+    }
+    return s;
+}
+
+struct config_snapshot *config_empty(void)
+{
+    return snapshot_new();
+}
+
+struct config_snapshot *config_load(const char *path, char *err, size_t errlen)
+{
+    struct model_set *m = model_load_file(path, err, errlen);
+    struct config_snapshot *s;
+    if (!m)
+        return NULL;
+    s = snapshot_new();
+    if (!s) {
+        model_set_free(m);
+        snprintf(err, errlen, "%s: out of memory for the snapshot", path);
+        return NULL;
+    }
+    s->model = m;
+    snprintf(s->source, sizeof(s->source), "%s", path);
+    return s;
+}
+
+void config_release(struct config_snapshot *snap)
+{
+    if (snap && atomic_fetch_sub(&snap->refs, 1) == 1) {
+        model_set_free(snap->model);
+        free(snap);
+    }
+}
+
+void config_publish(struct config_snapshot *snap)
+{
+    struct config_snapshot *old;
+    pthread_mutex_lock(&config_lock);
+    old = config_current;
+    snap->version = old ? old->version + 1 : 1;
+    config_current = snap;
+    atomic_fetch_add(&config_gen, 1);
+    pthread_mutex_unlock(&config_lock);
+    config_release(old);
+}
+
+struct config_snapshot *config_acquire(void)
+{
+    struct config_snapshot *s;
+    pthread_mutex_lock(&config_lock);
+    s = config_current;
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
+    pthread_mutex_unlock(&config_lock);
+    return s;
+}
+
+uint64_t config_generation(void)
+{
+    return atomic_load(&config_gen);
+}
+
+void config_shutdown(void)
+{
+    pthread_mutex_lock(&config_lock);
+    struct config_snapshot *s = config_current;
+    config_current = NULL;
+    pthread_mutex_unlock(&config_lock);
+    config_release(s);
+}

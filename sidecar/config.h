@@ -1,0 +1,47 @@
+/*
+ * config.h - the sidecar's configuration snapshots: the resource model loaded from
+ * --config (and later from xDS), compiled once, immutable, reference-counted.
+ *
+ * The main thread loads a new snapshot (at start and on SIGHUP) and publishes it with
+ * config_publish(); a bad file is rejected with its error and the current snapshot keeps
+ * serving. Workers adopt the published snapshot between completion batches
+ * (config_acquire() when config_generation() moved); whatever pinned an older snapshot
+ * (a request in flight) keeps it until config_release(). The last release frees it, on
+ * whichever thread that happens. Only publication and acquisition take a lock, never the
+ * request path.
+ */
+#ifndef RINGMESH_CONFIG_H
+#define RINGMESH_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct model_set;
+
+struct config_snapshot {
+    atomic_int refs;
+    uint64_t version;         /* 1, 2, ... in publication order; 0 = the empty snapshot */
+    char source[256];         /* the file it came from, or "" */
+    time_t loaded_at;
+    struct model_set *model;  /* owned; NULL in the empty snapshot */
+};
+
+/* Loads and validates path into a new snapshot (refs 1, not yet published). NULL with
+ * the model's error (file, document, field path) in err. */
+struct config_snapshot *config_load(const char *path, char *err, size_t errlen);
+/* The snapshot a sidecar runs with no --config: no services, everything is passthrough. */
+struct config_snapshot *config_empty(void);
+/* Makes snap current, taking over the caller's reference; the previous current one is
+ * released. Assigns snap->version. Thread-safe. */
+void config_publish(struct config_snapshot *snap);
+/* A new reference to the current snapshot (never NULL after the first publish). */
+struct config_snapshot *config_acquire(void);
+void config_release(struct config_snapshot *snap);
+/* Increments on every publish: a cheap check whether to acquire again. */
+uint64_t config_generation(void);
+/* Releases the current snapshot (at exit, after the workers stopped). */
+void config_shutdown(void);
+
+#endif
