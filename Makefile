@@ -108,7 +108,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
-DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev \
+DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev \
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
