@@ -5,7 +5,6 @@
 #include "options.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <getopt.h>
@@ -15,6 +14,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "model.h"
 
 static const char usage[] =
     "usage: ringmesh-sidecar [options]\n"
@@ -136,20 +136,6 @@ static void defaults(struct sidecar_options *o)
     o->pod_ip = getenv("INSTANCE_IP");
     if (!o->pod_ip || !*o->pod_ip)
         o->pod_ip = getenv("POD_IP");
-}
-
-/* A DNS-1123 name: lower-case alnum, '-' (and '.' for a subdomain), alnum at both ends;
- * namespaces are labels (63), service accounts subdomains (253). */
-static bool is_dns_name(const char *v, size_t max, bool dots)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n > max || !isalnum((unsigned char)v[0]) || !isalnum((unsigned char)v[n - 1]))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
-              (dots && v[i] == '.')))
-            return false;
-    return true;
 }
 
 static bool is_ip(const char *v)
@@ -301,12 +287,12 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
         o->pod_name = NULL;
     if (o->pod_ip && !*o->pod_ip)
         o->pod_ip = NULL;
-    if (!is_dns_name(o->pod_namespace, 63, false)) {
+    if (!model_is_dns_label(o->pod_namespace)) {
         snprintf(err, errlen, "--pod-namespace (or POD_NAMESPACE): bad value '%s': want a DNS label",
                  o->pod_namespace);
         return OPTIONS_ERROR;
     }
-    if (!is_dns_name(o->service_account, 253, true)) {
+    if (!model_is_dns_subdomain(o->service_account)) {
         snprintf(err, errlen,
                  "--service-account (or SERVICE_ACCOUNT): bad value '%s': want a DNS subdomain",
                  o->service_account);

@@ -473,6 +473,11 @@ struct model_set *model_load_buffer(const char *src_name, const char *buf, size_
  * does, with the path as source name. Files over MODEL_MAX_FILE_BYTES are refused. */
 struct model_set *model_load_file(const char *path, char *err, size_t errlen);
 
+/* Name syntaxes other programs check the same way the model does (RFC 1123): a label
+ * (namespaces) and a subdomain (object and service account names). */
+bool model_is_dns_label(const char *s);
+bool model_is_dns_subdomain(const char *s);
+
 /* Frees the set and everything it owns. NULL is fine. */
 void model_set_free(struct model_set *set);
 

@@ -353,6 +353,16 @@ static bool is_label_name(const char *s, size_t len)
     return true;
 }
 
+bool model_is_dns_label(const char *s)
+{
+    return is_label_1123(s, strlen(s));
+}
+
+bool model_is_dns_subdomain(const char *s)
+{
+    return is_subdomain(s);
+}
+
 bool model_is_str(const char *s, enum model_str syntax)
 {
     size_t len = strlen(s);
