@@ -26,6 +26,17 @@ struct router_scratch *router_scratch_new(void)
         free(s);
         return NULL;
     }
+    /* Without JIT, pcre2 (10.41+) keeps its backtracking frames in the match data and
+     * allocates them on first use; one interpreted match here makes that happen now, not
+     * on a worker's first request. Only patterns needing more than the initial frames
+     * vector (bounded by the table's heap limit) ever grow it later. */
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *warm = pcre2_compile((PCRE2_SPTR) "(a)", 3, 0, &code, &off, NULL);
+    if (warm) {
+        (void)pcre2_match(warm, (PCRE2_SPTR) "a", 1, 0, PCRE2_NO_JIT, s->md, NULL);
+        pcre2_code_free(warm);
+    }
     return s;
 }
 
