@@ -135,7 +135,8 @@ bool outlier_tick(struct outlier *o, struct outlier_host *h, int64_t now_ms)
         o->stats.unejections++;
         return true;
     }
-    if (h->multiplier && o->cfg.interval_ms > 0 && now_ms - h->decay_from_ms >= o->cfg.interval_ms) {
+    if (h->multiplier && o->cfg.interval_ms > 0 &&
+        now_ms - h->decay_from_ms >= o->cfg.interval_ms) {
         int64_t steps = (now_ms - h->decay_from_ms) / o->cfg.interval_ms;
         h->multiplier = steps >= h->multiplier ? 0 : h->multiplier - (uint32_t)steps;
         h->decay_from_ms += steps * o->cfg.interval_ms;

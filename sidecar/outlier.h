@@ -72,7 +72,7 @@ enum outlier_event {
 struct outlier_host {
     uint32_t consecutive_5xx;
     uint32_t consecutive_gateway;
-    uint32_t multiplier;    /* ejections not yet decayed away */
+    uint32_t multiplier; /* ejections not yet decayed away */
     bool ejected;
     int64_t ejected_at_ms;  /* valid while ejected */
     int64_t eject_until_ms; /* valid while ejected */

@@ -56,8 +56,8 @@ void retry_policy_from_model(struct retry_policy *p, const struct model_destinat
     p->per_try_timeout_ms = m->per_try_timeout_ms > 0 ? m->per_try_timeout_ms : 0;
     if (m->backoff_base_ms > 0)
         p->backoff_base_ms = m->backoff_base_ms;
-    p->backoff_max_ms = m->backoff_max_ms > p->backoff_base_ms ? m->backoff_max_ms
-                                                                : p->backoff_base_ms;
+    p->backoff_max_ms =
+        m->backoff_max_ms > p->backoff_base_ms ? m->backoff_max_ms : p->backoff_base_ms;
     p->budget_percent = m->budget_percent > 0 ? (uint32_t)m->budget_percent : 0;
     p->budget_min_per_sec = m->budget_min_per_sec > 0 ? (uint32_t)m->budget_min_per_sec : 0;
     p->retry_non_idempotent = m->retry_non_idempotent;
@@ -92,8 +92,8 @@ bool retry_is_idempotent(const char *method, size_t len)
     return false;
 }
 
-void retry_state_init(struct retry_state *st, const char *method, size_t method_len,
-                      int64_t now_ms, int64_t request_timeout_ms, int64_t backend_timeout_ms)
+void retry_state_init(struct retry_state *st, const char *method, size_t method_len, int64_t now_ms,
+                      int64_t request_timeout_ms, int64_t backend_timeout_ms)
 {
     *st = (struct retry_state){
         .flags = method && retry_is_idempotent(method, method_len) ? RETRY_S_IDEMPOTENT : 0,
@@ -306,8 +306,8 @@ const char *retry_why_str(enum retry_why w)
 
 void retry_budget_init(struct retry_budget *b, uint32_t percent, uint32_t min_per_sec)
 {
-    *b = (struct retry_budget){.percent = percent > 100 ? 100 : percent,
-                               .min_per_sec = min_per_sec};
+    *b =
+        (struct retry_budget){.percent = percent > 100 ? 100 : percent, .min_per_sec = min_per_sec};
 }
 
 /* Moves the window so its newest bucket is now's second, zeroing the buckets that slid
@@ -348,8 +348,7 @@ bool retry_budget_withdraw(struct retry_budget *b, int64_t now_ms)
         r += b->requests[i];
         x += b->retries[i];
     }
-    uint64_t allowed = (uint64_t)b->percent * r +
-                       100ull * b->min_per_sec * RETRY_BUDGET_WINDOW_S;
+    uint64_t allowed = (uint64_t)b->percent * r + 100ull * b->min_per_sec * RETRY_BUDGET_WINDOW_S;
     if (100 * (x + 1) > allowed) {
         b->overflows++;
         return false;

@@ -35,14 +35,14 @@
 #include "../xds/model.h"
 #include "prng.h"
 
-#define RETRY_REPLAY_MAX         (64 * 1024) /* bytes of request body kept for a replay */
-#define RETRY_DEFAULT_ATTEMPTS   2
-#define RETRY_DEFAULT_BASE_MS    25
-#define RETRY_DEFAULT_MAX_MS     250
-#define RETRY_DEFAULT_PERCENT    20
-#define RETRY_DEFAULT_MIN_PER_S  10
-#define RETRY_BUDGET_WINDOW_S    10 /* seconds in the budget's sliding window */
-#define RETRY_NO_DEADLINE        INT64_MAX
+#define RETRY_REPLAY_MAX        (64 * 1024) /* bytes of request body kept for a replay */
+#define RETRY_DEFAULT_ATTEMPTS  2
+#define RETRY_DEFAULT_BASE_MS   25
+#define RETRY_DEFAULT_MAX_MS    250
+#define RETRY_DEFAULT_PERCENT   20
+#define RETRY_DEFAULT_MIN_PER_S 10
+#define RETRY_BUDGET_WINDOW_S   10 /* seconds in the budget's sliding window */
+#define RETRY_NO_DEADLINE       INT64_MAX
 
 /* The compiled policy of one destination (and route). Fill with retry_policy_default(),
  * retry_policy_from_model() and optionally retry_policy_apply_route(). */
@@ -145,8 +145,8 @@ void retry_policy_add_code(struct retry_policy *p, int status);
 bool retry_is_idempotent(const char *method, size_t len);
 
 /* Starts a request's state at now_ms with the route's timeouts (0 or negative = none). */
-void retry_state_init(struct retry_state *st, const char *method, size_t method_len,
-                      int64_t now_ms, int64_t request_timeout_ms, int64_t backend_timeout_ms);
+void retry_state_init(struct retry_state *st, const char *method, size_t method_len, int64_t now_ms,
+                      int64_t request_timeout_ms, int64_t backend_timeout_ms);
 
 /* Counts an attempt as started (call before each try, the first included). */
 void retry_attempt_start(struct retry_state *st);

@@ -71,10 +71,10 @@ static void test_classify(void)
         int status;
         enum outlier_result want;
     } t[] = {
-        {200, OUTLIER_SUCCESS}, {204, OUTLIER_SUCCESS}, {404, OUTLIER_SUCCESS},
-        {429, OUTLIER_SUCCESS}, {499, OUTLIER_SUCCESS}, {500, OUTLIER_ERROR_5XX},
-        {501, OUTLIER_ERROR_5XX}, {502, OUTLIER_GATEWAY}, {503, OUTLIER_GATEWAY},
-        {504, OUTLIER_GATEWAY}, {505, OUTLIER_ERROR_5XX}, {599, OUTLIER_ERROR_5XX},
+        {200, OUTLIER_SUCCESS},   {204, OUTLIER_SUCCESS},   {404, OUTLIER_SUCCESS},
+        {429, OUTLIER_SUCCESS},   {499, OUTLIER_SUCCESS},   {500, OUTLIER_ERROR_5XX},
+        {501, OUTLIER_ERROR_5XX}, {502, OUTLIER_GATEWAY},   {503, OUTLIER_GATEWAY},
+        {504, OUTLIER_GATEWAY},   {505, OUTLIER_ERROR_5XX}, {599, OUTLIER_ERROR_5XX},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         ok(outlier_classify_status(t[i].status) == t[i].want, "status %d classified", t[i].status);
@@ -134,7 +134,8 @@ static void test_consecutive_gateway(void)
     ok(report_n(&o, &h, OUTLIER_ERROR_5XX, 50, 0) == OUTLIER_EV_NONE,
        "consecutive5xx 0 disables that detector");
     ok(report_n(&o, &h, OUTLIER_GATEWAY, 2, 0) == OUTLIER_EV_NONE, "2 gateway errors: no");
-    ok(outlier_report(&o, &h, OUTLIER_GATEWAY, 0) == OUTLIER_EV_EJECTED, "3rd gateway error ejects");
+    ok(outlier_report(&o, &h, OUTLIER_GATEWAY, 0) == OUTLIER_EV_EJECTED,
+       "3rd gateway error ejects");
     is_int(o.stats.ejections_gateway, 1, "counted as a gateway ejection");
     is_int(o.stats.ejections_5xx, 0, "not as a 5xx ejection");
 
@@ -161,7 +162,8 @@ static void test_growing_and_decay(void)
     int64_t now = 0;
     int64_t want[] = {30000, 60000, 90000, 120000};
     for (int i = 0; i < 4; i++) {
-        ok(outlier_report(&o, &h, OUTLIER_ERROR_5XX, now) == OUTLIER_EV_EJECTED, "ejection %d", i + 1);
+        ok(outlier_report(&o, &h, OUTLIER_ERROR_5XX, now) == OUTLIER_EV_EJECTED, "ejection %d",
+           i + 1);
         is_int(h.eject_until_ms - now, want[i], "ejection time = base x times ejected");
         now = h.eject_until_ms;
         ok(outlier_tick(&o, &h, now), "un-ejected after it");

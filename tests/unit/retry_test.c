@@ -56,7 +56,8 @@ static const struct {
 static const struct {
     const char *name;
     uint32_t on;
-    const char *want; /* CF RS RST PTT TO OV NH 500 502 503 504 505 409 429 200 g0 g1 g2 g4 g8 g13 g14 */
+    const char
+        *want; /* CF RS RST PTT TO OV NH 500 502 503 504 505 409 429 200 g0 g1 g2 g4 g8 g13 g14 */
 } rows[] = {
     {"connect-failure", MODEL_RETRY_CONNECT_FAILURE, "1000000000000000000000"},
     {"refused-stream", MODEL_RETRY_REFUSED_STREAM, "0100000000000000000000"},
@@ -124,9 +125,9 @@ static void test_methods(void)
     static const struct {
         const char *m;
         bool idem;
-    } t[] = {{"GET", 1},   {"HEAD", 1},  {"OPTIONS", 1}, {"PUT", 1},     {"DELETE", 1},
-             {"TRACE", 1}, {"POST", 0},  {"PATCH", 0},   {"CONNECT", 0}, {"get", 0},
-             {"GETX", 0},  {"GE", 0},    {"", 0}};
+    } t[] = {{"GET", 1},   {"HEAD", 1}, {"OPTIONS", 1}, {"PUT", 1},     {"DELETE", 1},
+             {"TRACE", 1}, {"POST", 0}, {"PATCH", 0},   {"CONNECT", 0}, {"get", 0},
+             {"GETX", 0},  {"GE", 0},   {"", 0}};
     struct retry_policy p;
     retry_policy_default(&p);
     struct retry_outcome cf = local(RETRY_OUT_CONNECT_FAILURE);
@@ -220,7 +221,8 @@ static void test_flags_and_attempts(void)
         is_str(retry_flag_str(names[i].f), names[i].s, "retry_flag_str");
     is_str(retry_why_str(RETRY_WHY_BUDGET), "budget", "retry_why_str budget");
     is_str(retry_why_str(RETRY_WHY_DEADLINE), "deadline", "retry_why_str deadline");
-    is_str(retry_why_str(RETRY_WHY_NON_IDEMPOTENT), "non_idempotent", "retry_why_str non_idempotent");
+    is_str(retry_why_str(RETRY_WHY_NON_IDEMPOTENT), "non_idempotent",
+           "retry_why_str non_idempotent");
 }
 
 static void test_backoff(void)
@@ -232,8 +234,8 @@ static void test_backoff(void)
     static const struct {
         uint32_t n;
         int64_t bound;
-    } t[] = {{0, 25}, {1, 50}, {2, 100}, {3, 200}, {4, 250}, {5, 250}, {10, 250}, {63, 250},
-             {64, 250}, {1000, 250}, {UINT32_MAX, 250}};
+    } t[] = {{0, 25},   {1, 50},   {2, 100},  {3, 200},    {4, 250},         {5, 250},
+             {10, 250}, {63, 250}, {64, 250}, {1000, 250}, {UINT32_MAX, 250}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         int64_t lo = INT64_MAX, hi = -1;
         double sum = 0;
@@ -374,9 +376,11 @@ static void test_deadlines(void)
     retry_state_init(&st, "GET", 3, 1000, 0, 300);
     is_int(retry_attempt_deadline_ms(&p, &st, 1200), 1500, "backendRequest from the attempt");
     p.per_try_timeout_ms = 200;
-    is_int(retry_attempt_deadline_ms(&p, &st, 1200), 1400, "perTryTimeout below backendRequest wins");
+    is_int(retry_attempt_deadline_ms(&p, &st, 1200), 1400,
+           "perTryTimeout below backendRequest wins");
     p.per_try_timeout_ms = 500;
-    is_int(retry_attempt_deadline_ms(&p, &st, 1200), 1500, "backendRequest below perTryTimeout wins");
+    is_int(retry_attempt_deadline_ms(&p, &st, 1200), 1500,
+           "backendRequest below perTryTimeout wins");
     retry_state_init(&st, "GET", 3, 1000, 0, 0);
     is_int(retry_attempt_deadline_ms(&p, &st, 1200), 1700, "perTryTimeout alone");
     retry_state_init(&st, "GET", 3, 1000, 1000, 0);
