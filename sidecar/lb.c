@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../xds/model.h"
+#include "model.h"
 
 #define RING_TARGET     65536u /* points in a ring of average-weight hosts ... */
 #define RING_MIN_PER    100u   /* ... but at least this many per host */

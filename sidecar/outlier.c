@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 /* Sidecar objects are built without -Ixds; only the policy struct is read here. */
-#include "../xds/model.h"
+#include "model.h"
 
 void outlier_config_default(struct outlier_config *c)
 {

@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 /* For the MODEL_RETRY_* bits and the policy structs; sidecar objects have no -Ixds. */
-#include "../xds/model.h"
+#include "model.h"
 #include "prng.h"
 
 #define RETRY_REPLAY_MAX        (64 * 1024) /* bytes of request body kept for a replay */

@@ -65,7 +65,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../xds/model.h"
+#include "model.h"
 
 #define ROUTER_DEFAULT_CLUSTER_DOMAIN "cluster.local"
 #define ROUTER_MAX_HOST_LEN           253    /* a DNS name; longer authorities resolve to nothing */
