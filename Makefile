@@ -28,6 +28,7 @@ LDFLAGS  += -pthread $(CSAN)
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -lyaml -lcjson)
 MODEL_LIBS += $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+MODEL_LIBS += $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
 LIBS        = $(URING_LIBS) $(MODEL_LIBS)
 
 Q := $(if $(V),,@)
@@ -108,7 +109,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
-DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev \
+DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev libnghttp2-dev \
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
