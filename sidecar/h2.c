@@ -76,56 +76,56 @@ struct h2_chunk {
 /* One stream. Owned by the connection (hash), freed on close. */
 struct h2_stream {
     int32_t id;
-    unsigned flags;           /* H2_S_* */
-    struct h2_stream *hnext;  /* hash chain (borrowed links) */
-    void *user;               /* the proxy's pointer (borrowed) */
-    struct h2_chunk *qhead;   /* owned */
-    struct h2_chunk *qtail;   /* borrowed: last of qhead's list */
-    size_t queued;            /* unsent bytes in the chunks */
-    size_t unconsumed;        /* received, not yet h2_stream_consumed */
-    nghttp2_nv *trailers;     /* owned, one allocation with the strings; NULL if none */
+    unsigned flags;          /* H2_S_* */
+    struct h2_stream *hnext; /* hash chain (borrowed links) */
+    void *user;              /* the proxy's pointer (borrowed) */
+    struct h2_chunk *qhead;  /* owned */
+    struct h2_chunk *qtail;  /* borrowed: last of qhead's list */
+    size_t queued;           /* unsent bytes in the chunks */
+    size_t unconsumed;       /* received, not yet h2_stream_consumed */
+    nghttp2_nv *trailers;    /* owned, one allocation with the strings; NULL if none */
     size_t num_trailers;
 };
 
 /* Frame-header scanner state (see h2.h "Limits and attacks"). */
 struct h2_scan {
-    size_t preface_left;   /* server: client preface bytes still to skip */
+    size_t preface_left; /* server: client preface bytes still to skip */
     uint8_t hdr[H2_FRAME_HDR_LEN];
-    size_t hdr_have;       /* bytes of hdr filled */
-    size_t payload_left;   /* payload bytes of the current frame still to skip */
-    size_t continuations;  /* in the current header block */
-    size_t block_len;      /* HPACK bytes of the current header block */
+    size_t hdr_have;      /* bytes of hdr filled */
+    size_t payload_left;  /* payload bytes of the current frame still to skip */
+    size_t continuations; /* in the current header block */
+    size_t block_len;     /* HPACK bytes of the current header block */
 };
 
 struct h2_conn {
     enum h2_role role;
-    struct h2_limits lim;    /* defaults filled in */
+    struct h2_limits lim; /* defaults filled in */
     struct h2_callbacks cbs;
-    void *user;              /* borrowed */
+    void *user;               /* borrowed */
     nghttp2_session *session; /* owned */
-    nghttp2_mem mem;         /* the counting allocator, user data = c */
-    unsigned flags;          /* H2_C_* */
-    int error;               /* H2_E_* (positive) once dead, else 0 */
-    int32_t goaway_last;     /* last stream id of the GOAWAY we submitted */
+    nghttp2_mem mem;          /* the counting allocator, user data = c */
+    unsigned flags;           /* H2_C_* */
+    int error;                /* H2_E_* (positive) once dead, else 0 */
+    int32_t goaway_last;      /* last stream id of the GOAWAY we submitted */
     char reason[160];
-    uint64_t now_ms;         /* of the h2_conn_recv in progress (or last) */
+    uint64_t now_ms; /* of the h2_conn_recv in progress (or last) */
     struct h2_scan scan;
-    uint64_t rr_start_ms;    /* rapid-reset window */
+    uint64_t rr_start_ms; /* rapid-reset window */
     uint32_t rr_count;
-    uint64_t ctl_start_ms;   /* control-frame window */
+    uint64_t ctl_start_ms; /* control-frame window */
     uint32_t ctl_count;
-    const uint8_t *pend;     /* borrowed: nghttp2's frame buffer, see invariants */
+    const uint8_t *pend; /* borrowed: nghttp2's frame buffer, see invariants */
     size_t pend_len;
     struct h2_stream **buckets; /* owned array; chains of streams */
     size_t nbuckets;            /* power of two */
     size_t nstreams;
-    size_t nuser;               /* streams with H2_S_USER_OPEN */
+    size_t nuser; /* streams with H2_S_USER_OPEN */
     size_t queued;
-    int32_t hdr_stream;         /* stream of the block in hdr_rc */
-    nghttp2_rcbuf **hdr_rc;     /* owned array of 2 * max_headers refs (name, value) */
-    size_t hdr_n;               /* fields collected */
-    size_t hdr_len;             /* RFC 9113 §6.5.2 size so far */
-    struct h2_header *hview;    /* owned scratch of max_headers views */
+    int32_t hdr_stream;      /* stream of the block in hdr_rc */
+    nghttp2_rcbuf **hdr_rc;  /* owned array of 2 * max_headers refs (name, value) */
+    size_t hdr_n;            /* fields collected */
+    size_t hdr_len;          /* RFC 9113 §6.5.2 size so far */
+    struct h2_header *hview; /* owned scratch of max_headers views */
     struct h2_stats st;
 };
 
@@ -148,15 +148,24 @@ const char *h2_error_str(int err)
     if (err >= 2000 && err < H2_E__COUNT)
         return h2_error_names[err - 2000];
     switch (err) {
-    case 0: return "ok";
-    case ENOENT: return "no_stream";
-    case EINVAL: return "invalid";
-    case ENOBUFS: return "queue_full";
-    case EPIPE: return "body_ended";
-    case ESHUTDOWN: return "goaway";
-    case ENOMEM: return "nomem";
-    case EALREADY: return "already";
-    default: return "unknown";
+    case 0:
+        return "ok";
+    case ENOENT:
+        return "no_stream";
+    case EINVAL:
+        return "invalid";
+    case ENOBUFS:
+        return "queue_full";
+    case EPIPE:
+        return "body_ended";
+    case ESHUTDOWN:
+        return "goaway";
+    case ENOMEM:
+        return "nomem";
+    case EALREADY:
+        return "already";
+    default:
+        return "unknown";
     }
 }
 
@@ -349,14 +358,27 @@ static void conn_fail(struct h2_conn *c, int err, uint32_t code, const char *rea
     c->error = err;
     snprintf(c->reason, sizeof(c->reason), "%s", reason);
     switch (err) {
-    case H2_E_RAPID_RESET: c->st.rapid_reset++; break;
-    case H2_E_CONTINUATION_FLOOD: c->st.continuation_flood++; break;
-    case H2_E_HEADER_BLOCK_TOO_LARGE: c->st.header_block_too_large++; break;
-    case H2_E_CONTROL_FLOOD: c->st.control_flood++; break;
-    case H2_E_ACK_FLOOD: c->st.ack_flood++; break;
+    case H2_E_RAPID_RESET:
+        c->st.rapid_reset++;
+        break;
+    case H2_E_CONTINUATION_FLOOD:
+        c->st.continuation_flood++;
+        break;
+    case H2_E_HEADER_BLOCK_TOO_LARGE:
+        c->st.header_block_too_large++;
+        break;
+    case H2_E_CONTROL_FLOOD:
+        c->st.control_flood++;
+        break;
+    case H2_E_ACK_FLOOD:
+        c->st.ack_flood++;
+        break;
     case H2_E_BAD_PREFACE:
-    case H2_E_PROTOCOL: c->st.protocol_errors++; break;
-    default: break;
+    case H2_E_PROTOCOL:
+        c->st.protocol_errors++;
+        break;
+    default:
+        break;
     }
     if (code == UINT32_MAX || (c->flags & H2_C_GOAWAY_FLUSHED)) {
         c->flags |= H2_C_GOAWAY_FLUSHED;
@@ -422,8 +444,8 @@ static int scan_frame(struct h2_conn *c, const uint8_t *h)
         return 0;
     }
     if (sc->block_len > c->lim.max_header_block_len) {
-        snprintf(why, sizeof(why), "header block of %zu bytes over the %zu limit",
-                 sc->block_len, c->lim.max_header_block_len);
+        snprintf(why, sizeof(why), "header block of %zu bytes over the %zu limit", sc->block_len,
+                 c->lim.max_header_block_len);
         conn_fail(c, H2_E_HEADER_BLOCK_TOO_LARGE, NGHTTP2_ENHANCE_YOUR_CALM, why);
         return H2_E_HEADER_BLOCK_TOO_LARGE;
     }
@@ -432,8 +454,10 @@ static int scan_frame(struct h2_conn *c, const uint8_t *h)
 control:
     if (window_over(&c->ctl_start_ms, &c->ctl_count, c->now_ms, c->lim.control_window_ms,
                     c->lim.control_max)) {
-        snprintf(why, sizeof(why), "control frame flood: over %u PING/SETTINGS/PRIORITY/"
-                 "empty DATA in %u ms", c->lim.control_max, c->lim.control_window_ms);
+        snprintf(why, sizeof(why),
+                 "control frame flood: over %u PING/SETTINGS/PRIORITY/"
+                 "empty DATA in %u ms",
+                 c->lim.control_max, c->lim.control_window_ms);
         conn_fail(c, H2_E_CONTROL_FLOOD, NGHTTP2_ENHANCE_YOUR_CALM, why);
         return H2_E_CONTROL_FLOOD;
     }
@@ -653,8 +677,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     return 0;
 }
 
-static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
-                         const uint8_t *data, size_t len, void *ud)
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud)
 {
     struct h2_conn *c = ud;
     struct h2_stream *s = nghttp2_session_get_stream_user_data(session, id);
@@ -714,11 +738,10 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
         if (!(c->flags & H2_C_GOAWAY_SENT) && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
             /* nghttp2 terminated the session: a connection error in the input */
             char why[160];
-            int l = (int)(frame->goaway.opaque_data_len < 120 ? frame->goaway.opaque_data_len
-                                                               : 120);
-            snprintf(why, sizeof(why), "%s: %.*s",
-                     nghttp2_http2_strerror(frame->goaway.error_code), l,
-                     frame->goaway.opaque_data ? (const char *)frame->goaway.opaque_data : "");
+            int l =
+                (int)(frame->goaway.opaque_data_len < 120 ? frame->goaway.opaque_data_len : 120);
+            snprintf(why, sizeof(why), "%s: %.*s", nghttp2_http2_strerror(frame->goaway.error_code),
+                     l, frame->goaway.opaque_data ? (const char *)frame->goaway.opaque_data : "");
             c->flags |= H2_C_GOAWAY_SENT;
             conn_fail(c, H2_E_PROTOCOL, UINT32_MAX, why);
         }
@@ -840,13 +863,17 @@ static int nv_add_fields(nghttp2_nv *nva, size_t *n, const struct h2_header *hs,
 static int map_ng(int rv)
 {
     switch (rv) {
-    case NGHTTP2_ERR_NOMEM: return -ENOMEM;
+    case NGHTTP2_ERR_NOMEM:
+        return -ENOMEM;
     case NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE:
     case NGHTTP2_ERR_STREAM_CLOSED:
     case NGHTTP2_ERR_STREAM_CLOSING:
-    case NGHTTP2_ERR_STREAM_SHUT_WR: return -ENOENT;
-    case NGHTTP2_ERR_INVALID_STATE: return -ESHUTDOWN;
-    default: return -EINVAL;
+    case NGHTTP2_ERR_STREAM_SHUT_WR:
+        return -ENOENT;
+    case NGHTTP2_ERR_INVALID_STATE:
+        return -ESHUTDOWN;
+    default:
+        return -EINVAL;
     }
 }
 
@@ -929,8 +956,7 @@ static int session_setup(struct h2_conn *c, char *err, size_t err_len)
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
     };
-    rv = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv,
-                                 c->role == H2_CLIENT ? 5 : 4);
+    rv = nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, c->role == H2_CLIENT ? 5 : 4);
     if (rv == 0)
         rv = nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
                                                    (int32_t)c->lim.conn_window);
@@ -1021,8 +1047,8 @@ static int map_fatal(struct h2_conn *c, ssize_t rv)
     default: {
         char why[128];
         snprintf(why, sizeof(why), "nghttp2: %s", nghttp2_strerror((int)rv));
-        conn_fail(c, rv == NGHTTP2_ERR_CALLBACK_FAILURE ? H2_E_INTERNAL : H2_E_PROTOCOL,
-                  UINT32_MAX, why);
+        conn_fail(c, rv == NGHTTP2_ERR_CALLBACK_FAILURE ? H2_E_INTERNAL : H2_E_PROTOCOL, UINT32_MAX,
+                  why);
         break;
     }
     }
@@ -1124,8 +1150,7 @@ size_t h2_conn_queued(const struct h2_conn *c)
     return c->queued;
 }
 
-int32_t h2_submit_request(struct h2_conn *c, const struct h2_head *head, bool has_body,
-                          void *user)
+int32_t h2_submit_request(struct h2_conn *c, const struct h2_head *head, bool has_body, void *user)
 {
     if (c->error)
         return -c->error;
@@ -1199,8 +1224,7 @@ int h2_submit_response(struct h2_conn *c, int32_t stream_id, int status,
     nv_set(&nva[n++], ":status", 7, st, 3);
     rv = nv_add_fields(nva, &n, headers, num_headers);
     if (rv == 0 && status < 200) {
-        rv = nghttp2_submit_headers(c->session, NGHTTP2_FLAG_NONE, stream_id, NULL, nva, n,
-                                    NULL);
+        rv = nghttp2_submit_headers(c->session, NGHTTP2_FLAG_NONE, stream_id, NULL, nva, n, NULL);
         rv = rv < 0 ? map_ng(rv) : 0;
     } else if (rv == 0) {
         nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
@@ -1222,8 +1246,7 @@ static void resume(struct h2_conn *c, struct h2_stream *s)
     }
 }
 
-int h2_submit_data(struct h2_conn *c, int32_t stream_id, const void *data, size_t len,
-                   bool end)
+int h2_submit_data(struct h2_conn *c, int32_t stream_id, const void *data, size_t len, bool end)
 {
     struct h2_stream *s = user_stream(c, stream_id);
 
@@ -1319,8 +1342,8 @@ int h2_goaway(struct h2_conn *c, uint32_t error_code)
     if (c->flags & H2_C_GOAWAY_SENT)
         return -EALREADY;
     c->goaway_last = nghttp2_session_get_last_proc_stream_id(c->session);
-    int rv = nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, c->goaway_last, error_code,
-                                   NULL, 0);
+    int rv =
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, c->goaway_last, error_code, NULL, 0);
     if (rv != 0)
         return map_ng(rv);
     c->flags |= H2_C_GOAWAY_SENT;

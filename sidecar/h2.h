@@ -91,12 +91,12 @@
 #define H2_DEFAULT_MAX_SESSION_MEM        (8 * 1024 * 1024)
 
 /* RFC 9113 §7 error codes the proxy uses by name (values are the wire codes). */
-#define H2_NO_ERROR           0x0u
-#define H2_PROTOCOL_ERROR     0x1u
-#define H2_INTERNAL_ERROR     0x2u
-#define H2_REFUSED_STREAM     0x7u
-#define H2_CANCEL             0x8u
-#define H2_ENHANCE_YOUR_CALM  0xbu
+#define H2_NO_ERROR          0x0u
+#define H2_PROTOCOL_ERROR    0x1u
+#define H2_INTERNAL_ERROR    0x2u
+#define H2_REFUSED_STREAM    0x7u
+#define H2_CANCEL            0x8u
+#define H2_ENHANCE_YOUR_CALM 0xbu
 
 /*
  * Connection errors, returned negated (-H2_E_*) by h2_conn_recv/h2_conn_send_pending.
@@ -104,16 +104,16 @@
  * what h2_conn_send_pending still gives (usually a GOAWAY), then close the socket.
  */
 enum h2_error {
-    H2_E_BAD_PREFACE = 2000,  /* server: input did not start with the client preface */
-    H2_E_PROTOCOL,            /* nghttp2 found a connection error; h2_conn_reason() says which */
-    H2_E_RAPID_RESET,         /* too many streams reset before a response (CVE-2023-44487) */
-    H2_E_CONTINUATION_FLOOD,  /* too many CONTINUATION frames in one header block */
+    H2_E_BAD_PREFACE = 2000,     /* server: input did not start with the client preface */
+    H2_E_PROTOCOL,               /* nghttp2 found a connection error; h2_conn_reason() says which */
+    H2_E_RAPID_RESET,            /* too many streams reset before a response (CVE-2023-44487) */
+    H2_E_CONTINUATION_FLOOD,     /* too many CONTINUATION frames in one header block */
     H2_E_HEADER_BLOCK_TOO_LARGE, /* one header block's HPACK bytes over max_header_block_len */
-    H2_E_CONTROL_FLOOD,       /* PING/SETTINGS/PRIORITY/empty DATA over the rate limit */
-    H2_E_ACK_FLOOD,           /* nghttp2: too many ACKs queued for a peer that does not read */
-    H2_E_NOMEM,               /* an allocation failed or max_session_mem was reached */
-    H2_E_INTERNAL,            /* an nghttp2 error the module does not expect */
-    H2_E__COUNT               /* not an error: end of the list */
+    H2_E_CONTROL_FLOOD,          /* PING/SETTINGS/PRIORITY/empty DATA over the rate limit */
+    H2_E_ACK_FLOOD,              /* nghttp2: too many ACKs queued for a peer that does not read */
+    H2_E_NOMEM,                  /* an allocation failed or max_session_mem was reached */
+    H2_E_INTERNAL,               /* an nghttp2 error the module does not expect */
+    H2_E__COUNT                  /* not an error: end of the list */
 };
 
 /* A short stable name ("rapid_reset", "continuation_flood"...) for logs and metric
@@ -147,7 +147,7 @@ struct h2_head {
     size_t authority_len;
     const char *path; /* :path (request; NULL for CONNECT) */
     size_t path_len;
-    int status;                     /* :status (response), 0 in a request */
+    int status;                      /* :status (response), 0 in a request */
     const struct h2_header *headers; /* regular fields, in order */
     size_t num_headers;
 };
@@ -163,8 +163,8 @@ typedef void *(*h2_stream_open_cb)(struct h2_conn *c, int32_t stream_id, void *c
 typedef void (*h2_headers_cb)(struct h2_conn *c, int32_t stream_id, const struct h2_head *head,
                               bool end_stream, void *stream_user);
 /* A chunk of body. The bytes count as unconsumed until h2_stream_consumed(). */
-typedef void (*h2_data_cb)(struct h2_conn *c, int32_t stream_id, const uint8_t *data,
-                           size_t len, void *stream_user);
+typedef void (*h2_data_cb)(struct h2_conn *c, int32_t stream_id, const uint8_t *data, size_t len,
+                           void *stream_user);
 /* A trailer block (always ends the stream; end_stream_cb follows). */
 typedef void (*h2_trailers_cb)(struct h2_conn *c, int32_t stream_id,
                                const struct h2_header *trailers, size_t num_trailers,
@@ -214,33 +214,33 @@ struct h2_limits {
     size_t max_stream_queue;         /* bytes h2_submit_data may queue per stream */
     uint32_t rapid_reset_max;        /* early resets per window (server role) */
     uint32_t rapid_reset_window_ms;
-    uint32_t control_max;            /* control frames per window */
+    uint32_t control_max; /* control frames per window */
     uint32_t control_window_ms;
-    size_t max_session_mem;          /* bytes nghttp2 may allocate for this connection */
+    size_t max_session_mem; /* bytes nghttp2 may allocate for this connection */
 };
 
 /* Per-connection counters, plain (one thread). */
 struct h2_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t frames_in;
-    uint64_t streams_opened;   /* streams the proxy saw (stream_open / submit_request) */
+    uint64_t streams_opened; /* streams the proxy saw (stream_open / submit_request) */
     uint64_t streams_closed;
-    uint64_t streams_refused;  /* REFUSED_STREAM sent by nghttp2 (concurrency, GOAWAY) */
-    uint64_t resets_received;  /* RST_STREAM frames from the peer */
-    uint64_t resets_early;     /* ...on streams not yet answered (server role) */
-    uint64_t resets_sent;      /* RST_STREAM frames we sent, any reason */
+    uint64_t streams_refused;       /* REFUSED_STREAM sent by nghttp2 (concurrency, GOAWAY) */
+    uint64_t resets_received;       /* RST_STREAM frames from the peer */
+    uint64_t resets_early;          /* ...on streams not yet answered (server role) */
+    uint64_t resets_sent;           /* RST_STREAM frames we sent, any reason */
     uint64_t header_list_too_large; /* streams reset for max_header_list_len */
     uint64_t too_many_headers;      /* streams reset for max_headers */
-    uint64_t queue_full;       /* h2_submit_data refused with -ENOBUFS */
-    uint64_t rapid_reset;      /* connection closed for rapid reset */
+    uint64_t queue_full;            /* h2_submit_data refused with -ENOBUFS */
+    uint64_t rapid_reset;           /* connection closed for rapid reset */
     uint64_t continuation_flood;
     uint64_t header_block_too_large;
     uint64_t control_flood;
     uint64_t ack_flood;
-    uint64_t protocol_errors;  /* connection errors found by nghttp2 (incl. bad preface) */
-    uint64_t mem_refused;      /* allocations refused by max_session_mem */
-    size_t mem_bytes;          /* nghttp2 bytes allocated now */
-    size_t mem_peak;           /* ...at most, over the connection's life */
+    uint64_t protocol_errors; /* connection errors found by nghttp2 (incl. bad preface) */
+    uint64_t mem_refused;     /* allocations refused by max_session_mem */
+    size_t mem_bytes;         /* nghttp2 bytes allocated now */
+    size_t mem_peak;          /* ...at most, over the connection's life */
 };
 
 /*
@@ -305,8 +305,7 @@ size_t h2_conn_num_streams(const struct h2_conn *c);
  * -ESHUTDOWN (GOAWAY sent or received), -ENOMEM, or -H2_E_* once the connection is dead.
  * Requests beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS wait in nghttp2's queue.
  */
-int32_t h2_submit_request(struct h2_conn *c, const struct h2_head *head, bool has_body,
-                          void *user);
+int32_t h2_submit_request(struct h2_conn *c, const struct h2_head *head, bool has_body, void *user);
 
 /*
  * Server role: submits the response headers of a stream (status 100..599; a 1xx is
@@ -322,8 +321,7 @@ int h2_submit_response(struct h2_conn *c, int32_t stream_id, int status,
  * already ended, or the stream has no body), -ENOBUFS (queue would pass
  * max_stream_queue; nothing queued, counted), -ENOMEM.
  */
-int h2_submit_data(struct h2_conn *c, int32_t stream_id, const void *data, size_t len,
-                   bool end);
+int h2_submit_data(struct h2_conn *c, int32_t stream_id, const void *data, size_t len, bool end);
 
 /*
  * Ends a stream's body with a trailer block (gRPC: grpc-status, grpc-message); sent

@@ -30,10 +30,10 @@ struct side {
     int opened, goaways;
     int32_t goaway_last;
     /* server behaviour */
-    bool auto_respond;  /* answer each request at its end */
-    bool echo;          /* with its body */
-    bool grpc;          /* ...as gRPC: headers, data, trailers */
-    bool auto_consume;  /* consume received data at once */
+    bool auto_respond; /* answer each request at its end */
+    bool echo;         /* with its body */
+    bool grpc;         /* ...as gRPC: headers, data, trailers */
+    bool auto_consume; /* consume received data at once */
     int respond_status;
 };
 
@@ -62,8 +62,7 @@ static void respond(struct side *sd, int32_t id)
         h2_submit_data(sd->c, id, r->path, strlen(r->path), true);
         return;
     }
-    h2_submit_response(sd->c, id, sd->respond_status ? sd->respond_status : 204, NULL, 0,
-                       false);
+    h2_submit_response(sd->c, id, sd->respond_status ? sd->respond_status : 204, NULL, 0, false);
 }
 
 static void *cb_open(struct h2_conn *c, int32_t id, void *u)
@@ -99,8 +98,7 @@ static void cb_data(struct h2_conn *c, int32_t id, const uint8_t *d, size_t len,
         h2_stream_consumed(c, id, len);
 }
 
-static void cb_trailers(struct h2_conn *c, int32_t id, const struct h2_header *t, size_t n,
-                        void *u)
+static void cb_trailers(struct h2_conn *c, int32_t id, const struct h2_header *t, size_t n, void *u)
 {
     struct srec *r = rec(u, id);
     for (size_t i = 0; i < n; i++)
@@ -141,8 +139,14 @@ static void cb_closed(struct h2_conn *c, int32_t id, uint32_t code, void *u)
 }
 
 static const struct h2_callbacks cbs = {
-    .stream_open = cb_open, .headers = cb_headers, .data = cb_data, .trailers = cb_trailers,
-    .end_stream = cb_end, .reset = cb_reset, .goaway = cb_goaway, .closed = cb_closed,
+    .stream_open = cb_open,
+    .headers = cb_headers,
+    .data = cb_data,
+    .trailers = cb_trailers,
+    .end_stream = cb_end,
+    .reset = cb_reset,
+    .goaway = cb_goaway,
+    .closed = cb_closed,
 };
 
 static uint64_t now_ms = 1000;
@@ -212,10 +216,16 @@ static void unpair(struct side *cl, struct side *sv)
 static int32_t get(struct side *cl, const char *path, bool body)
 {
     struct h2_header h[] = {{"user-agent", 10, "h2_test", 7}, {"te", 2, "trailers", 8}};
-    struct h2_head hd = {.method = body ? "POST" : "GET", .method_len = body ? 4 : 3,
-                         .scheme = "http", .scheme_len = 4, .authority = "svc.ns",
-                         .authority_len = 6, .path = path, .path_len = strlen(path),
-                         .headers = h, .num_headers = 2};
+    struct h2_head hd = {.method = body ? "POST" : "GET",
+                         .method_len = body ? 4 : 3,
+                         .scheme = "http",
+                         .scheme_len = 4,
+                         .authority = "svc.ns",
+                         .authority_len = 6,
+                         .path = path,
+                         .path_len = strlen(path),
+                         .headers = h,
+                         .num_headers = 2};
     return h2_submit_request(cl->c, &hd, body, cl);
 }
 
@@ -231,7 +241,8 @@ static void test_basic(enum split sp)
     ok(sv.s[1].headers && sv.s[1].end && strcmp(sv.s[1].path, "/a") == 0,
        "%s: server saw GET /a with END_STREAM", split_name[sp]);
     is_int(cl.s[1].status, 204, "client got 204");
-    ok(cl.s[1].end && cl.s[1].closed && cl.s[1].close_code == 0, "client stream ended and closed cleanly");
+    ok(cl.s[1].end && cl.s[1].closed && cl.s[1].close_code == 0,
+       "client stream ended and closed cleanly");
     ok(sv.s[1].closed, "server stream closed");
     is_int(h2_conn_num_streams(cl.c), 0, "no client stream left");
 
@@ -264,7 +275,8 @@ static void test_grpc(void)
     is_int(cl.s[id].status, 200, "gRPC: response headers");
     is_int(cl.s[id].data_len, 10, "gRPC: one message");
     is_str(cl.s[id].grpc_status, "0", "gRPC: grpc-status 0 in trailers");
-    ok(cl.s[id].end && cl.s[id].closed && cl.s[id].close_code == 0, "gRPC: stream ended by trailers");
+    ok(cl.s[id].end && cl.s[id].closed && cl.s[id].close_code == 0,
+       "gRPC: stream ended by trailers");
     unpair(&cl, &sv);
 }
 
@@ -537,7 +549,8 @@ static void test_continuation_flood(void)
     int rv = feed(sv.c, buf, n, &fed);
     is_int(rv, -H2_E_CONTINUATION_FLOOD, "CONTINUATION flood: connection error");
     ok(fed <= 4096, "CONTINUATION flood: stopped in the first read (%zu)", fed);
-    is_int(drain_goaway(sv.c), H2_ENHANCE_YOUR_CALM, "CONTINUATION flood: GOAWAY(ENHANCE_YOUR_CALM)");
+    is_int(drain_goaway(sv.c), H2_ENHANCE_YOUR_CALM,
+           "CONTINUATION flood: GOAWAY(ENHANCE_YOUR_CALM)");
     is_int(h2_conn_stats(sv.c)->continuation_flood, 1, "CONTINUATION flood: counted");
     is_int(sv.opened, 0, "CONTINUATION flood: no stream reached the proxy");
     ok(h2_conn_stats(sv.c)->mem_peak < 256 * 1024, "CONTINUATION flood: memory peak %zu",
@@ -573,8 +586,14 @@ static void test_header_limits(void)
     static char big[5000];
     memset(big, 'v', sizeof(big));
     struct h2_header h[] = {{"x-big", 5, big, sizeof(big)}};
-    struct h2_head hd = {.method = "GET", .method_len = 3, .scheme = "http", .scheme_len = 4,
-                         .path = "/", .path_len = 1, .headers = h, .num_headers = 1};
+    struct h2_head hd = {.method = "GET",
+                         .method_len = 3,
+                         .scheme = "http",
+                         .scheme_len = 4,
+                         .path = "/",
+                         .path_len = 1,
+                         .headers = h,
+                         .num_headers = 1};
     int32_t id = h2_submit_request(cl.c, &hd, false, &cl);
     shuttle(&cl, &sv, WHOLE);
     is_int(sv.opened, 0, "header list over the limit: not delivered");
@@ -608,7 +627,8 @@ static void test_malformed(void)
     server(&sv, NULL);
     n = start(buf);
     n += frame(buf + n, 0x1, 0x5, 1, req_block, 2); /* :method, :scheme only */
-    is_int(h2_conn_recv(sv.c, buf, n, now_ms), (long long)n, "request without :path: accepted bytes");
+    is_int(h2_conn_recv(sv.c, buf, n, now_ms), (long long)n,
+           "request without :path: accepted bytes");
     drain_goaway(sv.c);
     is_int(sv.opened, 0, "request without :path: not delivered");
     ok(h2_conn_stats(sv.c)->resets_sent == 1, "request without :path: RST_STREAM");
