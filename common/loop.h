@@ -13,7 +13,7 @@
  *     produced by the kernel may still arrive first);
  *   - recv data arrives in pool buffers (struct loop_buf) that the callback's caller
  *     now owns and gives back with loop_buf_put(); when the pool is empty a recv ends
- *     with -ENOBUFS and may be restarted later (loop_buf_wait tells when).
+ *     with -ENOBUFS and may be restarted once loop_buf_free() is non-zero again.
  * io_uring: multishot accept, multishot recv on a provided-buffer ring (liburing 2.3
  * io_uring_register_buf_ring), send, connect with a linked timeout, close, batched
  * submit and reap. epoll: readiness plus nonblocking syscalls, level-triggered.

@@ -4,7 +4,7 @@
  *
  * A table indexed by fd holds the op waiting to read (accept, recv, read), the op
  * waiting to write (send, connect) and the op waiting for an error (poll_err) on each fd; the epoll registration always equals
- * what those two want. Sends and connects are tried at once and complete through the
+ * what those three want. Sends and connects are tried at once and complete through the
  * deferred list, so a callback never runs inside the call that started its op. One
  * readiness event does one recv (fairness between connections, like one multishot
  * CQE), and up to 16 accepts. Connect timeouts are kept on a short list checked on

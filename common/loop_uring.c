@@ -140,27 +140,33 @@ static void uring_fini(struct loop *l)
     struct uring_state *s = ust(l);
     if (!s)
         return;
-    io_uring_submit(&s->ring); /* queued closes still run */
+    /* SQEs still queued (closes) cannot be submitted from here: SINGLE_ISSUER binds the
+     * ring to the loop's thread, which flushes them before it leaves (loop_run_once). */
     io_uring_queue_exit(&s->ring);
     free(s->br);
     free(s);
     l->be_state = NULL;
 }
 
-/* An SQE, submitting what is queued when the SQ is full. Never NULL: after a submit
- * the SQ has room (SUBMIT_ALL), unless the kernel refused everything, where we retry. */
+/* An SQE, submitting what is queued when the SQ is full. NULL only if the kernel keeps
+ * refusing submissions (the ring is unusable); starting ops then fail with -EBUSY. */
 static struct io_uring_sqe *get_sqe(struct loop *l)
 {
     struct uring_state *s = ust(l);
     struct io_uring_sqe *sqe;
-    while (!(sqe = io_uring_get_sqe(&s->ring)))
+    for (int tries = 0; !(sqe = io_uring_get_sqe(&s->ring)); tries++) {
+        if (tries == 8)
+            return NULL;
         io_uring_submit(&s->ring);
+    }
     return sqe;
 }
 
 static int uring_accept(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
     io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     io_uring_sqe_set_data(sqe, op);
     return 0;
@@ -169,6 +175,8 @@ static int uring_accept(struct loop *l, struct loop_op *op)
 static int uring_recv(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
     io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = LOOP_BGID;
@@ -183,6 +191,8 @@ static int uring_recv(struct loop *l, struct loop_op *op)
 static int uring_send(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
     io_uring_prep_send(sqe, op->fd, op->ptr, op->len, MSG_NOSIGNAL);
     io_uring_sqe_set_data(sqe, op);
     return 0;
@@ -195,6 +205,8 @@ static int uring_connect(struct loop *l, struct loop_op *op)
     if (io_uring_sq_space_left(&ust(l)->ring) < 2)
         io_uring_submit(&ust(l)->ring);
     sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
     /* The kernel reads the address when the SQE is submitted, which may be after this
      * returns: the caller keeps sa alive while the op is armed. */
     io_uring_prep_connect(sqe, op->fd, op->ptr, op->len);
@@ -204,6 +216,8 @@ static int uring_connect(struct loop *l, struct loop_op *op)
         op->ts[0] = op->timeout_ms / 1000;
         op->ts[1] = (int64_t)(op->timeout_ms % 1000) * 1000000;
         sqe = get_sqe(l);
+        if (!sqe)
+            return 0; /* the connect is queued without its timeout; the ring is failing anyway */
         io_uring_prep_link_timeout(sqe, (struct __kernel_timespec *)op->ts, 0);
         io_uring_sqe_set_data64(sqe, LOOP_UD_IGNORE);
     }
@@ -213,6 +227,8 @@ static int uring_connect(struct loop *l, struct loop_op *op)
 static int uring_read(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
     io_uring_prep_read(sqe, op->fd, (void *)op->ptr, op->len, 0);
     io_uring_sqe_set_data(sqe, op);
     return 0;
@@ -221,6 +237,8 @@ static int uring_read(struct loop *l, struct loop_op *op)
 static int uring_poll_err(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return -EBUSY;
     io_uring_prep_poll_add(sqe, op->fd, POLLERR | POLLHUP);
     io_uring_sqe_set_data(sqe, op);
     return 0;
@@ -229,6 +247,8 @@ static int uring_poll_err(struct loop *l, struct loop_op *op)
 static void uring_cancel(struct loop *l, struct loop_op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe)
+        return; /* ring unusable: the op ends when its socket does */
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
     io_uring_sqe_set_data64(sqe, LOOP_UD_IGNORE);
 }
@@ -236,6 +256,10 @@ static void uring_cancel(struct loop *l, struct loop_op *op)
 static void uring_close_fd(struct loop *l, int fd)
 {
     struct io_uring_sqe *sqe = get_sqe(l);
+    if (!sqe) {
+        close(fd);
+        return;
+    }
     io_uring_prep_close(sqe, fd);
     io_uring_sqe_set_data64(sqe, LOOP_UD_IGNORE);
 }
@@ -271,8 +295,13 @@ static void dispatch(struct loop *l, struct io_uring_cqe *cqe)
         }
     }
     if (op->kind == LOOP_OP_RECV && res == -EINVAL && op->len && !ust(l)->no_recv_cap) {
-        /* An older kernel: no capped multishot recv. Say so once, go on uncapped. */
+        /* An older kernel: no capped multishot recv. Go on uncapped, unless the owner
+         * cancelled it meanwhile (its cancel SQE found nothing to cancel). */
         ust(l)->no_recv_cap = true;
+        if (op->cancelled) {
+            loop_complete(l, op, -ECANCELED, NULL, false);
+            return;
+        }
         uring_recv(l, op);
         return;
     }
@@ -315,6 +344,9 @@ static int uring_wait(struct loop *l, int timeout_ms)
         if (!n)
             break;
         io_uring_cq_advance(&s->ring, n);
+        /* Refill what the batch consumed even if no buffer came back yet: the ring
+         * must not run dry while the spare list still has buffers. */
+        ring_top_up(l);
     }
     return 0;
 }

@@ -1,6 +1,8 @@
 /*
- * admin.c - see admin.h. Blocking I/O on the main thread, with a deadline per client:
- * the data path never waits on it. Envoy's conventions: mutations would be POST only
+ * admin.c - see admin.h. Nonblocking I/O on the main thread, every client with a
+ * deadline and a bounded number of them, so neither a slow client nor a flood of them
+ * (15090 and 15021 listen on every address) can hold up the readiness probe, signals or
+ * the drain. Envoy's conventions: mutations would be POST only
  * (none exist yet), /ready answers 200 "LIVE" or 503 with the state.
  */
 #include "admin.h"
@@ -24,7 +26,6 @@
 #include "stats.h"
 #include "worker.h"
 
-#define ADMIN_READ_MS 500
 
 enum admin_kind { ADMIN_API, ADMIN_PROMETHEUS, ADMIN_HEALTH };
 
@@ -33,7 +34,7 @@ static int admin_listen(uint32_t ip, unsigned short port)
     int one = 1, e;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
                              .sin_addr.s_addr = htonl(ip)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -56,6 +57,7 @@ int admin_open(struct admin *a, struct sidecar *sc, char *err, size_t errlen)
         {INADDR_ANY, sc->opts.stats_port, "stats"},
         {INADDR_ANY, sc->opts.health_port, "health"},
     };
+    memset(a, 0, sizeof(*a));
     a->sc = sc;
     for (int i = 0; i < ADMIN_LISTENERS; i++)
         a->fds[i] = -1;
@@ -72,8 +74,12 @@ int admin_open(struct admin *a, struct sidecar *sc, char *err, size_t errlen)
     return 0;
 }
 
+static void client_close(struct admin *a, struct admin_client *c);
+
 void admin_close(struct admin *a)
 {
+    while (a->nclients)
+        client_close(a, &a->clients[a->nclients - 1]);
     for (int i = 0; i < ADMIN_LISTENERS; i++) {
         if (a->fds[i] >= 0)
             close(a->fds[i]);
@@ -248,60 +254,41 @@ static char *render_config_dump(struct sidecar *sc)
     return out;
 }
 
-static void respond(int fd, int code, const char *ctype, const char *body, size_t blen)
+/* Queues a whole response on the client (head + body, one buffer) for nonblocking
+ * writes; HEAD gets the head only. */
+static void respond(struct admin_client *c, int code, const char *ctype, const char *body,
+                    size_t blen)
 {
-    char head[256];
     const char *reason = code == 200   ? "OK"
                          : code == 404 ? "Not Found"
                          : code == 405 ? "Method Not Allowed"
                          : code == 400 ? "Bad Request"
                                        : "Service Unavailable";
-    int hl = snprintf(head, sizeof(head),
+    size_t cap = 256 + blen;
+    char *out = malloc(cap);
+    if (!out) {
+        c->out_len = 0;
+        return;
+    }
+    int hl = snprintf(out, cap,
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n",
                       code, reason, ctype, blen);
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    const char *parts[2] = {head, body};
-    size_t lens[2] = {(size_t)hl, blen};
-    for (int i = 0; i < 2; i++) {
-        size_t off = 0;
-        while (off < lens[i]) {
-            ssize_t w = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) {
-                off += (size_t)w;
-            } else if (w < 0 && errno == EAGAIN) {
-                if (poll(&p, 1, ADMIN_READ_MS) <= 0)
-                    return;
-            } else {
-                return;
-            }
-        }
+    size_t n = (size_t)hl;
+    if (!c->head_only) {
+        memcpy(out + n, body, blen);
+        n += blen;
     }
+    free(c->out);
+    c->out = out;
+    c->out_len = n;
+    c->out_off = 0;
 }
 
-/* Reads the request head within ADMIN_READ_MS; fills method and path. -1 on failure. */
-static int read_request(int fd, char *req, size_t len, char **method, char **path)
+/* Parses the request head in c->in: method and path (query dropped). -1 if malformed. */
+static int parse_request(struct admin_client *c, char **method, char **path)
 {
-    size_t n = 0;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (n < len - 1) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long left = ADMIN_READ_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
-                                     (t.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r = recv(fd, req + n, len - 1 - n, MSG_DONTWAIT);
-        if (r <= 0)
-            return -1;
-        n += (size_t)r;
-        req[n] = 0;
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            break;
-    }
-    req[n] = 0;
-    char *sp1 = strchr(req, ' '), *sp2;
+    char *sp1 = strchr(c->in, ' '), *sp2;
     if (!sp1)
         return -1;
     *sp1 = 0;
@@ -309,7 +296,7 @@ static int read_request(int fd, char *req, size_t len, char **method, char **pat
     if (!sp2)
         return -1;
     *sp2 = 0;
-    *method = req;
+    *method = c->in;
     *path = sp1 + 1;
     char *q = strchr(*path, '?');
     if (q)
@@ -317,21 +304,20 @@ static int read_request(int fd, char *req, size_t len, char **method, char **pat
     return 0;
 }
 
-void admin_serve(struct admin *a, int i)
+/* Answers a complete request head: fills c->out. */
+static void handle(struct admin *a, struct admin_client *c)
 {
     static char body[64 * 1024];
-    char req[4096], *method, *path;
     struct sidecar *sc = a->sc;
-    int fd = accept4(a->fds[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    if (read_request(fd, req, sizeof(req), &method, &path) < 0) {
-        respond(fd, 400, "text/plain", "bad request\n", 12);
-        close(fd);
+    char *method, *path;
+    int i = c->listener;
+    if (parse_request(c, &method, &path) < 0) {
+        respond(c, 400, "text/plain", "bad request\n", 12);
         return;
     }
+    c->head_only = strcmp(method, "HEAD") == 0;
     int state = atomic_load(&sc->state);
-    bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool is_get = strcmp(method, "GET") == 0 || c->head_only;
     bool prom = strcmp(path, "/stats/prometheus") == 0 && i != ADMIN_HEALTH;
     bool ready = (i == ADMIN_API && strcmp(path, "/ready") == 0) ||
                  (i == ADMIN_HEALTH && strcmp(path, "/healthz/ready") == 0);
@@ -341,38 +327,146 @@ void admin_serve(struct admin *a, int i)
     if (reload) {
         /* A mutation: POST only, as Envoy's admin API does (CONVENTIONS §2). */
         if (strcmp(method, "POST") != 0) {
-            respond(fd, 405, "text/plain", "use POST\n", 9);
+            respond(c, 405, "text/plain", "use POST\n", 9);
         } else if (sidecar_reload(sc) == 0) {
             struct config_snapshot *snap = config_acquire();
             int n = snprintf(body, sizeof(body), "loaded version %llu\n",
                              (unsigned long long)(snap ? snap->version : 0));
             config_release(snap);
-            respond(fd, 200, "text/plain", body, (size_t)n);
+            respond(c, 200, "text/plain", body, (size_t)n);
         } else {
             int n = snprintf(body, sizeof(body), "rejected: %s\n", sc->last_reload_error);
-            respond(fd, 400, "text/plain", body, (size_t)n);
+            respond(c, 400, "text/plain", body, (size_t)n);
         }
     } else if (!prom && !ready && !stats && !dump) {
-        respond(fd, 404, "text/plain", "not found\n", 10);
+        respond(c, 404, "text/plain", "not found\n", 10);
     } else if (!is_get) {
-        respond(fd, 405, "text/plain", "method not allowed\n", 19);
+        respond(c, 405, "text/plain", "method not allowed\n", 19);
     } else if (ready) {
         int n = snprintf(body, sizeof(body), "%s\n", sidecar_state_str(state));
-        respond(fd, state == SIDECAR_LIVE ? 200 : 503, "text/plain", body, (size_t)n);
+        respond(c, state == SIDECAR_LIVE ? 200 : 503, "text/plain", body, (size_t)n);
     } else if (dump) {
         char *json = render_config_dump(sc);
         if (json) {
-            respond(fd, 200, "application/json", json, strlen(json));
+            respond(c, 200, "application/json", json, strlen(json));
             free(json);
         } else {
-            respond(fd, 503, "text/plain", "out of memory\n", 14);
+            respond(c, 503, "text/plain", "out of memory\n", 14);
         }
     } else if (prom) {
         size_t n = render_prometheus(sc, body, sizeof(body));
-        respond(fd, 200, "text/plain; version=0.0.4", body, n);
+        respond(c, 200, "text/plain; version=0.0.4", body, n);
     } else {
         size_t n = admin_render_stats(sc, body, sizeof(body));
-        respond(fd, 200, "text/plain", body, n);
+        respond(c, 200, "text/plain", body, n);
     }
-    close(fd);
+}
+
+static void client_close(struct admin *a, struct admin_client *c)
+{
+    close(c->fd);
+    free(c->out);
+    *c = a->clients[--a->nclients]; /* keep the array dense */
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int admin_pollfds(struct admin *a, struct pollfd *p, int max)
+{
+    int n = 0;
+    for (int i = 0; i < ADMIN_LISTENERS && n < max; i++)
+        p[n++] = (struct pollfd){.fd = a->fds[i], .events = POLLIN};
+    for (int i = 0; i < a->nclients && n < max; i++)
+        p[n++] = (struct pollfd){.fd = a->clients[i].fd,
+                                 .events = a->clients[i].out ? POLLOUT : POLLIN};
+    return n;
+}
+
+/* Reads what a client sent; answers once the head is complete. -1: close the client. */
+static int client_read(struct admin *a, struct admin_client *c)
+{
+    ssize_t r = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
+    if (r < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    if (r == 0)
+        return -1;
+    c->in_len += (size_t)r;
+    c->in[c->in_len] = 0;
+    if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n"))
+        handle(a, c);
+    else if (c->in_len == sizeof(c->in) - 1)
+        respond(c, 400, "text/plain", "bad request\n", 12); /* head too long */
+    else
+        return 0; /* more to come */
+    return c->out ? 0 : -1; /* no answer: out of memory */
+}
+
+/* Writes what is queued. -1: done or failed, close the client. */
+static int client_write(struct admin_client *c)
+{
+    ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -1;
+    c->out_off += (size_t)w;
+    return c->out_off == c->out_len ? -1 : 0;
+}
+
+void admin_process(struct admin *a, const struct pollfd *p, int n)
+{
+    uint64_t now = mono_ms();
+    /* Clients first (their slots match p[ADMIN_LISTENERS...] as admin_pollfds made them);
+     * walk backwards, since closing moves the last client into the freed slot. */
+    int nc = n - ADMIN_LISTENERS < a->nclients ? n - ADMIN_LISTENERS : a->nclients;
+    for (int i = nc - 1; i >= 0; i--) {
+        struct admin_client *c = &a->clients[i];
+        short re = p[ADMIN_LISTENERS + i].revents;
+        int r = 0;
+        if (re & (POLLERR | POLLNVAL))
+            r = -1;
+        else if (c->out && (re & (POLLOUT | POLLHUP)))
+            r = client_write(c);
+        else if (!c->out && (re & (POLLIN | POLLHUP)))
+            r = client_read(a, c);
+        if (r == 0 && c->out && !(re & POLLOUT))
+            r = client_write(c); /* a fresh answer: try at once */
+        if (r < 0 || now >= c->deadline_ms)
+            client_close(a, c);
+    }
+    for (int i = 0; i < ADMIN_LISTENERS && i < n; i++) {
+        if (!(p[i].revents & POLLIN))
+            continue;
+        for (int k = 0; k < 16; k++) {
+            int fd = accept4(a->fds[i], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            if (a->nclients == ADMIN_MAX_CLIENTS) {
+                /* Full: make room by dropping the oldest client still silent, so idle
+                 * connections (15021 and 15090 face the network) cannot lock the
+                 * kubelet's probe out; with none silent, refuse the newcomer. */
+                int oldest = -1;
+                for (int j = 0; j < a->nclients; j++)
+                    if (!a->clients[j].out && !a->clients[j].in_len &&
+                        (oldest < 0 ||
+                         a->clients[j].deadline_ms < a->clients[oldest].deadline_ms))
+                        oldest = j;
+                a->rejected++;
+                if (oldest < 0) {
+                    close(fd);
+                    continue;
+                }
+                client_close(a, &a->clients[oldest]);
+            }
+            struct admin_client *c = &a->clients[a->nclients++];
+            memset(c, 0, sizeof(*c));
+            c->fd = fd;
+            c->listener = i;
+            c->deadline_ms = now + ADMIN_DEADLINE_MS;
+        }
+    }
 }

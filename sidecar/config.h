@@ -22,7 +22,7 @@ struct model_set;
 
 struct config_snapshot {
     atomic_int refs;
-    uint64_t version;         /* 1, 2, ... in publication order; 0 = the empty snapshot */
+    uint64_t version;         /* 1, 2, ... in publication order (0 until published) */
     char source[256];         /* the file it came from, or "" */
     time_t loaded_at;
     struct model_set *model;  /* owned; NULL in the empty snapshot */

@@ -116,7 +116,7 @@ static int failed_worker(struct sidecar *sc)
 int main(int argc, char **argv)
 {
     static struct sidecar sc;
-    struct admin admin;
+    static struct admin admin; /* 64 client slots: off the stack */
     char err[512];
     sigset_t sigs;
     int sfd, rc = 0;
@@ -187,19 +187,17 @@ int main(int argc, char **argv)
              sc.opts.outbound_port, sc.opts.inbound_port, sc.opts.admin_port);
 
     for (;;) {
-        struct pollfd p[1 + ADMIN_LISTENERS];
+        struct pollfd p[1 + ADMIN_LISTENERS + ADMIN_MAX_CLIENTS];
         p[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
-        for (int i = 0; i < ADMIN_LISTENERS; i++)
-            p[1 + i] = (struct pollfd){.fd = admin.fds[i], .events = POLLIN};
-        int n = poll(p, 1 + ADMIN_LISTENERS, 100);
+        int na = admin_pollfds(&admin, p + 1, ADMIN_LISTENERS + ADMIN_MAX_CLIENTS);
+        /* 100 ms: client deadlines, the drain and failed workers are checked that often */
+        int n = poll(p, (nfds_t)(1 + na), 100);
         if (n < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             rc = 1;
             break;
         }
-        for (int i = 0; n > 0 && i < ADMIN_LISTENERS; i++)
-            if (p[1 + i].revents & POLLIN)
-                admin_serve(&admin, i);
+        admin_process(&admin, p + 1, na);
         if (n > 0 && (p[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si)) {

@@ -54,6 +54,7 @@ struct relay {
     struct sockaddr_storage dst; /* must outlive the connect op */
     socklen_t dst_len;
     uint64_t last_active_ms;
+    int busy;                  /* callbacks of this relay running now: no free until 0 */
     struct relay *prev, *next; /* the worker's list */
 };
 
@@ -110,7 +111,7 @@ static void unstarve_remove(struct relay_side *s)
 static void relay_maybe_free(struct relay *r)
 {
     struct worker *w = r->w;
-    if (r->state != RELAY_CLOSING || r->connect_op.armed || side_busy(&r->side[0]) ||
+    if (r->state != RELAY_CLOSING || r->busy || r->connect_op.armed || side_busy(&r->side[0]) ||
         side_busy(&r->side[1]))
         return;
     for (int i = 0; i < 2; i++) {
@@ -164,7 +165,7 @@ static void relay_close(struct relay *r, bool reset, const char *why)
 static void watch_err(struct relay_side *s)
 {
     struct relay *r = s->r;
-    if (!s->err_op.armed && loop_poll_err(r->w->loop, &s->err_op, s->fd) < 0)
+    if (r->state != RELAY_CLOSING && !s->err_op.armed && loop_poll_err(r->w->loop, &s->err_op, s->fd) < 0)
         relay_close(r, true, "cannot watch a paused side");
 }
 
@@ -207,7 +208,7 @@ static void kick_send(struct relay_side *s)
         relay_close(r, true, "cannot start send");
 }
 
-static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+static void recv_done(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
 {
     struct relay_side *s = op->owner, *o = other(s);
     struct relay *r = s->r;
@@ -219,12 +220,22 @@ static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf
             r->last_active_ms = loop_now_ms(l);
             STATS_ADD(cx_stat(r, s == &r->side[RELAY_DOWN] ? STATS_BYTES_RX : STATS_BYTES_TX),
                       (uint64_t)res);
-            if (o->q_tail)
-                o->q_tail->next = buf;
-            else
-                o->q_head = buf;
-            o->q_tail = buf;
+            /* Small segments would each hold a whole pool buffer: copy one into the queue's
+             * last buffer when it fits (appending behind an in-flight send is safe, the send
+             * covers only what was there), so buffers held stay proportional to bytes. */
+            struct loop_buf *t = o->q_tail;
             o->q_len += buf->len;
+            if (t && t->len + buf->len <= r->w->sc->opts.buf_size) {
+                memcpy(t->data + t->len, buf->data, buf->len);
+                t->len += buf->len;
+                loop_buf_put(l, buf);
+            } else {
+                if (t)
+                    t->next = buf;
+                else
+                    o->q_head = buf;
+                o->q_tail = buf;
+            }
             kick_send(o);
             if (o->q_len >= r->w->sc->opts.buffer_bytes && !s->recv_paused) {
                 s->recv_paused = true; /* backpressure */
@@ -260,7 +271,7 @@ static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf
     arm_recv(s); /* the multishot ended (cancelled for backpressure, or by the kernel) */
 }
 
-static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+static void err_done(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
 {
     struct relay_side *s = op->owner;
     struct relay *r = s->r;
@@ -279,7 +290,7 @@ static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf 
         watch_err(s);
 }
 
-static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+static void send_done(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
 {
     struct relay_side *s = op->owner, *o = other(s);
     struct relay *r = s->r;
@@ -320,8 +331,8 @@ static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf
     maybe_shutdown(s);
 }
 
-static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
-                       bool more)
+static void connect_done(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
+                         bool more)
 {
     struct relay *r = op->owner;
     char a[ADDR_STRLEN];
@@ -344,6 +355,24 @@ static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_
     kick_send(&r->side[RELAY_UP]);
     maybe_shutdown(&r->side[RELAY_UP]);
 }
+
+/* Every completion runs with the relay marked busy: a close inside it (a failed send,
+ * a reset) only marks the relay closing, and the free happens here, after the callback
+ * stopped touching it. */
+#define RELAY_CALLBACK(name, done, relay_of)                                                       \
+    static void name(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,            \
+                     bool more)                                                                    \
+    {                                                                                              \
+        struct relay *r = relay_of;                                                                \
+        r->busy++;                                                                                 \
+        done(l, op, res, buf, more);                                                               \
+        r->busy--;                                                                                 \
+        relay_maybe_free(r);                                                                       \
+    }
+RELAY_CALLBACK(on_recv, recv_done, ((struct relay_side *)op->owner)->r)
+RELAY_CALLBACK(on_send, send_done, ((struct relay_side *)op->owner)->r)
+RELAY_CALLBACK(on_err, err_done, ((struct relay_side *)op->owner)->r)
+RELAY_CALLBACK(on_connect, connect_done, (struct relay *)op->owner)
 
 /* The upstream socket: nonblocking, no Nagle. Inbound connections leave from 127.0.0.6
  * (::6 for IPv6), so the pod's OUTPUT rules let them reach the app without capture. */
@@ -463,8 +492,12 @@ void relay_sweep(struct worker *w, uint64_t now_ms)
     for (r = w->relays; r; r = next) {
         next = r->next; /* relay_close may free r */
         if (idle && r->state == RELAY_OPEN && now_ms - r->last_active_ms >= idle) {
+            /* Stalled with data still queued: a FIN would pass for a clean end of stream
+             * with bytes missing, so both peers get a reset instead. */
+            bool stuck = r->side[0].q_head || r->side[1].q_head || r->side[0].send_op.armed ||
+                         r->side[1].send_op.armed;
             STATS_INC(cx_stat(r, STATS_CX_IDLE_TIMEOUT));
-            relay_close(r, false, "idle timeout");
+            relay_close(r, stuck, stuck ? "idle timeout with data queued" : "idle timeout");
         }
     }
     while (w->starved && loop_buf_free(w->loop) > 0) {

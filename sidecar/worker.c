@@ -21,7 +21,7 @@
 #define WORKER_ACCEPT_PAUSE_MS 100
 
 /* Synchronous: when drain says the port is closed, it is (no queued close SQE). */
-static void listener_close(struct worker *w, struct listener *ls)
+static void listener_close(struct listener *ls)
 {
     if (ls->fd >= 0) {
         close(ls->fd);
@@ -40,7 +40,7 @@ static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_b
     if (more)
         return;
     if (w->draining || res == -ECANCELED) {
-        listener_close(w, ls);
+        listener_close(ls);
         return;
     }
     if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
@@ -77,7 +77,7 @@ static void worker_drain(struct worker *w)
         if (ls->accept_op.armed)
             loop_cancel(w->loop, &ls->accept_op); /* closed when the cancel completes */
         else
-            listener_close(w, ls);
+            listener_close(ls);
     }
 }
 
@@ -281,6 +281,7 @@ static void *worker_main(void *arg)
     worker_drain(w);
     for (int i = 0; i < 100 && listeners_armed(w); i++)
         loop_run_once(w->loop, 10);
+    loop_run_once(w->loop, 0); /* submits queued closes: only this thread may (io_uring) */
     atomic_store(&w->status, WORKER_STOPPED);
     return NULL;
 }

@@ -44,6 +44,34 @@ check "seccomp: --io uring refuses to start (exit 1)" [ "$rc" = 1 ]
 check "seccomp: --io uring names the failing call" grep -q "io_uring_setup: Operation not permitted" "$IT_TMP/forced.log"
 SC_WRAP=
 
+# --- a relay fed small segments by a sender whose reader never reads must not take the
+# worker's buffer pool (each segment used to hold a whole 16 KiB buffer): a second relay
+# on the same worker still delivers, and the stalled one holds a few buffers, not hundreds.
+# In a netns with small TCP send buffers, so the stall reaches the relay within seconds.
+if [ "$(id -u)" = 0 ] && ip netns add "rm-starve-$$" 2>/dev/null; then
+    NS="ip netns exec rm-starve-$$"
+    $NS ip link set lo up
+    $NS sysctl -qw net.ipv4.tcp_wmem="4096 8192 8192" net.ipv4.tcp_rmem="4096 8192 8192"
+    for io in "${ios[@]}"; do
+        bg "starve-sc-$io" $NS "$RINGMESH_BIN/ringmesh-sidecar" --io "$io" --concurrency 1 \
+            --static-dst 127.0.0.1:18408 --outbound-port 18401 --inbound-port 18406 \
+            --admin-port 18400 --stats-port 18490 --health-port 18421
+        pid=$BG_PID
+        if ! wait_until 5 $NS curl -sf -o /dev/null http://127.0.0.1:18400/ready; then
+            skip "$io: sidecar in the netns did not start (io_uring refused?)"; kill "$pid"; continue
+        fi
+        out=$($NS python3 "$RINGMESH_ROOT/tests/integ/starve.py" 18408 18401 18400 120 4 | tr '\n' ' ')
+        check "$io: small segments to a stalled reader: a second relay still delivers ($out)" \
+            grep -q "second 12" <<<"$out"
+        check "$io: the stalled relay holds at most 16 buffers ($out)" \
+            bash -c "[ \$(awk '{print \$2}' <<<'$out') -le 16 ]"
+        kill "$pid"; wait_exit "$pid" 5
+    done
+    ip netns del "rm-starve-$$"
+else
+    skip "small-segment starvation test needs root and a network namespace"
+fi
+
 # --- upstream down: the client sees a reset, the failure is counted
 sidecar_start sc-fail --static-dst "127.0.0.1:$P6" --connect-timeout-ms 1000
 check "connect failure: the client is reset, not hung" tool expect-reset 127.0.0.1 "$P0"
@@ -86,6 +114,23 @@ check "admin: unknown path is 404" [ "$(code "http://127.0.0.1:$P2/nope")" = 404
 check "admin: /stats/prometheus on the stats port has TYPE lines" bash -c "curl -s http://127.0.0.1:$P3/stats/prometheus | grep -q '^# TYPE ringmesh_tcp_connections_opened_total counter'"
 check "admin: admin port is loopback only" bash -c "ss -ltnH 'sport = :$P2' | grep -q '127.0.0.1:$P2'"
 check "admin: garbage request gets 400" bash -c "printf 'garbage\r\n\r\n' | timeout 3 socat -t2 - TCP:127.0.0.1:$P2 | head -1 | grep -q ' 400 '"
+
+# idle connections to the network-facing ports must not hold up the readiness probe
+cat >"$IT_TMP/idle.py" <<'PY'
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(int(sys.argv[2]))]
+print("open", len(socks), flush=True)
+time.sleep(float(sys.argv[3]))
+PY
+bg idle10 python3 "$IT_TMP/idle.py" "$P4" 10 5
+wait_until 3 grep -q open "$IT_TMP/idle10.log"
+check "admin: /healthz/ready answers within 1 s with 10 idle clients connected" \
+    curl -sf --max-time 1 -o /dev/null "http://127.0.0.1:$P4/healthz/ready"
+bg idle100 python3 "$IT_TMP/idle.py" "$P4" 100 5
+wait_until 3 grep -q open "$IT_TMP/idle100.log"
+check "admin: /healthz/ready answers with 100 idle clients connected (more than the 64 slots)" \
+    curl -sf --max-time 1 -o /dev/null "http://127.0.0.1:$P4/healthz/ready"
+check "admin: HEAD gets the head only" bash -c "out=\$(printf 'HEAD /ready HTTP/1.1\r\n\r\n' | timeout 3 socat -t2 - TCP:127.0.0.1:$P2); grep -q '200 OK' <<<\"\$out\" && ! grep -q LIVE <<<\"\$out\""
 
 # a second sidecar (same uid) must not silently share the capture ports via SO_REUSEPORT
 "$RINGMESH_BIN/ringmesh-sidecar" --outbound-port "$P0" --inbound-port "$P1" --admin-port "$P8" \

@@ -262,8 +262,45 @@ static void test_backend(enum loop_io_choice io, const char *name)
     loop_free(l);
 }
 
+/* A pool larger than the io_uring ring's depth (32): buffers held by the consumer must
+ * not make the ring run dry while the rest of the pool is free. */
+static void test_ring_refill(enum loop_io_choice io, const char *name)
+{
+    struct loop_config cfg = {.io = io, .buf_count = 64, .buf_size = 1024, .ring_entries = 64};
+    char why[256], err[256];
+    struct loop *l = loop_new(&cfg, why, sizeof(why), err, sizeof(err));
+    if (!l) {
+        tap_skip("io_uring unavailable");
+        return;
+    }
+    loop_attach_thread(l);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+    static char data[48 * 1024];
+    struct hold h = {0};
+    struct loop_op op;
+    loop_op_init(&op, hold_cb, &h);
+    loop_recv(l, &op, sv[0], 0);
+    for (int i = 0; i < 48 && h.n < 48 && !h.final; i++) {
+        send(sv[1], data + i * 1024, 1024, 0);
+        RUN_UNTIL(l, h.n > i || h.final);
+    }
+    ok(h.n == 48 && !h.final, "%s: 48 buffers held from a 64-buffer pool, recv still armed "
+                              "(held %d, ended %d with %d)",
+       name, h.n, h.final, h.final_res);
+    for (int i = 0; i < h.n; i++)
+        loop_buf_put(l, h.b[i]);
+    loop_cancel(l, &op);
+    RUN_UNTIL(l, !op.armed);
+    close(sv[0]);
+    close(sv[1]);
+    loop_free(l);
+}
+
 int main(void)
 {
+    test_ring_refill(LOOP_IO_EPOLL, "epoll");
+    test_ring_refill(LOOP_IO_URING, "io_uring");
     test_backend(LOOP_IO_EPOLL, "epoll");
     test_backend(LOOP_IO_URING, "io_uring");
     return tap_done();
