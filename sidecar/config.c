@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "model.h"
+#include "router.h"
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct config_snapshot *config_current; /* owned: the publication reference */
@@ -46,12 +47,18 @@ struct config_snapshot *config_load(const char *path, char *err, size_t errlen)
     }
     s->model = m;
     snprintf(s->source, sizeof(s->source), "%s", path);
+    s->router = router_table_new(m, NULL, err, errlen);
+    if (!s->router) {
+        config_release(s);
+        return NULL;
+    }
     return s;
 }
 
 void config_release(struct config_snapshot *snap)
 {
     if (snap && atomic_fetch_sub(&snap->refs, 1) == 1) {
+        router_table_free(snap->router); /* it borrows the model: first */
         model_set_free(snap->model);
         free(snap);
     }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 struct model_set;
+struct router_table;
 
 struct config_snapshot {
     atomic_int refs;
@@ -26,10 +27,12 @@ struct config_snapshot {
     char source[256];         /* the file it came from, or "" */
     time_t loaded_at;
     struct model_set *model;  /* owned; NULL in the empty snapshot */
+    struct router_table *router; /* owned, borrows model; NULL in the empty snapshot */
 };
 
-/* Loads and validates path into a new snapshot (refs 1, not yet published). NULL with
- * the model's error (file, document, field path) in err. */
+/* Loads and validates path and compiles its routing tables into a new snapshot (refs 1,
+ * not yet published). NULL with the model's or the router's error (file, document,
+ * field path) in err. */
 struct config_snapshot *config_load(const char *path, char *err, size_t errlen);
 /* The snapshot a sidecar runs with no --config: no services, everything is passthrough. */
 struct config_snapshot *config_empty(void);

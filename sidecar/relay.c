@@ -18,8 +18,11 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "cluster.h"
+#include "config.h"
 #include "log.h"
 #include "origdst.h"
+#include "router.h"
 #include "worker.h"
 
 enum relay_state {
@@ -53,6 +56,9 @@ struct relay {
     struct loop_op connect_op;
     struct sockaddr_storage dst; /* must outlive the connect op */
     socklen_t dst_len;
+ struct cluster *cluster;    /* held: the Service port's cluster when dst was a VIP */
+    struct lb_host *host;       /* the endpoint picked (lb_request_start), or NULL */
+    uint32_t connects_left;     /* connect retries the cluster's policy still allows */
     uint64_t last_active_ms;
     int busy;                  /* callbacks of this relay running now: no free until 0 */
     struct relay *prev, *next; /* the worker's list */
@@ -77,6 +83,7 @@ static const char *relay_state_str(enum relay_state s)
 static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
+static int upstream_socket(struct relay *r);
 static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
                        bool more);
 
@@ -108,6 +115,46 @@ static void unstarve_remove(struct relay_side *s)
     s->starved = false;
 }
 
+/* Gives back the endpoint and the cluster a Service connection held. */
+static void relay_unpick(struct relay *r)
+{
+    if (r->host)
+        lb_request_end(r->host);
+    r->host = NULL;
+    if (r->cluster)
+        cluster_release(&r->w->clusters, r->cluster);
+    r->cluster = NULL;
+}
+
+/* Picks an endpoint of r->cluster (not `avoid`) as r->dst. -1 when none is usable. */
+static int relay_pick(struct relay *r, const struct lb_host *avoid)
+{
+    struct worker *w = r->w;
+    struct lb_pick_ctx ctx = {.rng = &w->clusters.rng,
+                              .now_ns = (int64_t)loop_now_ms(w->loop) * 1000000,
+                              .exclude = avoid};
+    struct lb_host *h = lb_pick(r->cluster->lb, &ctx);
+    if (!h)
+        return -1;
+    lb_request_start(h);
+    r->host = h;
+    memset(&r->dst, 0, sizeof(r->dst));
+    if (h->addr.family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&r->dst;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(h->addr.port);
+        memcpy(&s4->sin_addr, h->addr.ip, 4);
+        r->dst_len = sizeof(*s4);
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&r->dst;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(h->addr.port);
+        memcpy(&s6->sin6_addr, h->addr.ip, 16);
+        r->dst_len = sizeof(*s6);
+    }
+    return 0;
+}
+
 static void relay_maybe_free(struct relay *r)
 {
     struct worker *w = r->w;
@@ -131,6 +178,7 @@ static void relay_maybe_free(struct relay *r)
         w->relays = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    relay_unpick(r);
     STATS_INC(cx_stat(r, STATS_CX_CLOSED));
     atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
     free(r);
@@ -340,20 +388,54 @@ static void connect_done(struct loop *l, struct loop_op *op, int res, struct loo
         relay_maybe_free(r);
         return;
     }
+    int64_t now_ns = (int64_t)loop_now_ms(l) * 1000000;
     if (res < 0) {
         STATS_INC(cx_stat(r, res == -ETIMEDOUT ? STATS_CX_CONNECT_TIMEOUT
                                                : STATS_CX_CONNECT_FAIL));
         log_debug("relay %lu (%s): connect to %s: %s", (unsigned long)r->id,
                   stats_dir_name(r->dir), addr_format((struct sockaddr *)&r->dst, a),
                   strerror(-res));
+        if (r->host) {
+            /* A Service endpoint: tell outlier detection, then try another endpoint
+             * while the policy allows (the client has only seen its connect succeed). */
+            struct lb_host *failed = r->host;
+            lb_report(r->cluster->lb, failed, OUTLIER_GATEWAY, now_ns);
+            r->host = NULL;
+            bool again = r->connects_left > 0 && relay_pick(r, failed) == 0;
+            lb_request_end(failed);
+            if (again) {
+                r->connects_left--;
+                STATS_INC(cx_stat(r, STATS_CX_CONNECT_RETRY));
+                close(r->side[RELAY_UP].fd);
+                r->side[RELAY_UP].fd = upstream_socket(r);
+                if (r->side[RELAY_UP].fd >= 0 &&
+                    loop_connect(l, &r->connect_op, r->side[RELAY_UP].fd,
+                                 (struct sockaddr *)&r->dst, r->dst_len,
+                                 r->w->sc->opts.connect_timeout_ms) == 0)
+                    return;
+            }
+        }
         relay_close(r, true, "upstream connect failed");
         return;
     }
+    if (r->host)
+        lb_report(r->cluster->lb, r->host, OUTLIER_SUCCESS, now_ns);
     r->state = RELAY_OPEN;
     r->last_active_ms = loop_now_ms(l);
     arm_recv(&r->side[RELAY_UP]);
     kick_send(&r->side[RELAY_UP]);
     maybe_shutdown(&r->side[RELAY_UP]);
+}
+
+static const struct router_port *vip_lookup(const struct router_table *t,
+                                            const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        return router_find_vip(t, AF_INET, &s4->sin_addr, ntohs(s4->sin_port));
+    }
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    return router_find_vip(t, AF_INET6, &s6->sin6_addr, ntohs(s6->sin6_port));
 }
 
 /* Every completion runs with the relay marked busy: a close inside it (a failed send,
@@ -442,6 +524,27 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
                   strerror(-e));
         goto fail_relay;
     }
+    /* An outbound connection to a Service VIP goes to one of the Service's endpoints, as
+     * kube-proxy would send it (DESIGN.md: a miss in the VIP table is passthrough). */
+    if (dir == STATS_OUTBOUND && e == 0 && w->snap && w->snap->router) {
+        const struct router_port *rp = vip_lookup(w->snap->router, &r->dst);
+        struct cluster *c = rp ? cluster_find(&w->clusters, rp->service->svc->meta.ns,
+                                              rp->service->svc->meta.name, rp->port->port)
+                               : NULL;
+        if (c) {
+            STATS_INC(&w->stats.cx[dir][STATS_CX_SERVICE]);
+            r->cluster = c;
+            cluster_hold(c);
+            r->connects_left = c->connect_attempts;
+            if (relay_pick(r, NULL) < 0) {
+                STATS_INC(&w->stats.cx[dir][STATS_CX_NO_HEALTHY]);
+                log_debug("outbound connection to %s (%s): no healthy upstream",
+                          addr_format((struct sockaddr *)&r->dst, a), c->key);
+                relay_unpick(r);
+                goto fail_relay_reset;
+            }
+        }
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     r->side[RELAY_DOWN].fd = fd;
     r->side[RELAY_UP].fd = upstream_socket(r);
@@ -449,6 +552,7 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
         STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
         log_warn("%s connection to %s: upstream socket: %s", stats_dir_name(dir),
                  addr_format((struct sockaddr *)&r->dst, a), strerror(-r->side[RELAY_UP].fd));
+        relay_unpick(r);
         goto fail_relay;
     }
     for (int i = 0; i < 2; i++) {
@@ -477,6 +581,11 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
     arm_recv(&r->side[RELAY_DOWN]);
     return;
 
+fail_relay_reset: {
+    /* The client is told at once that nothing is there, as a refused connect would. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
 fail_relay:
     free(r);
 fail_fd:
@@ -516,6 +625,7 @@ void relay_free_all(struct worker *w)
         for (int i = 0; i < 2; i++)
             if (r->side[i].fd >= 0)
                 close(r->side[i].fd);
+        relay_unpick(r);
         atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
         free(r);
     }

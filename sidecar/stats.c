@@ -7,7 +7,8 @@ static const char *const dir_names[STATS_DIRS] = {"outbound", "inbound"};
 static const char *const cx_names[STATS_CX_COUNT] = {
     "cx_total",         "cx_closed",    "cx_overflow",         "cx_connect_fail",
     "cx_connect_timeout", "cx_idle_timeout", "cx_reset",       "cx_no_original_dst",
-    "cx_alloc_fail",    "bytes_rx",     "bytes_tx",
+    "cx_alloc_fail",    "cx_service",   "cx_no_healthy_upstream", "cx_connect_retry",
+    "bytes_rx",         "bytes_tx",
 };
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",

@@ -23,6 +23,9 @@ enum stats_cx {
     STATS_CX_RESET,           /* a reset from either side, propagated to the other */
     STATS_CX_NO_ORIGINAL_DST, /* not redirected and no --static-dst: closed */
     STATS_CX_ALLOC_FAIL,      /* no memory for the relay or socket: closed */
+    STATS_CX_SERVICE,         /* outbound to a Service VIP: balanced over its endpoints */
+    STATS_CX_NO_HEALTHY,      /* to a Service with no usable endpoint (UH): reset */
+    STATS_CX_CONNECT_RETRY,   /* a failed connect retried on another endpoint */
     STATS_BYTES_RX,           /* from downstream */
     STATS_BYTES_TX,           /* to downstream */
     STATS_CX_COUNT

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -94,6 +95,7 @@ static void adopt_config(struct worker *w)
     config_release(w->snap);
     w->snap = s;
     w->snap_gen = gen;
+    cluster_set_update(&w->clusters, s, (int64_t)loop_now_ms(w->loop) * 1000000);
     atomic_store(&w->snap_version, s->version);
 }
 
@@ -211,6 +213,12 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
         free(w);
         return NULL;
     }
+    if (cluster_set_init(&w->clusters, (uint64_t)time(NULL) * 1000003u + (uint64_t)id) < 0) {
+        snprintf(err, errlen, "worker %d: out of memory", id);
+        loop_free(w->loop);
+        free(w);
+        return NULL;
+    }
     for (int d = 0; d < STATS_DIRS; d++) {
         unsigned short port = d == STATS_OUTBOUND ? sc->opts.outbound_port : sc->opts.inbound_port;
         for (int f = 0; f < 2; f++) {
@@ -305,6 +313,7 @@ void worker_free(struct worker *w)
     if (w->thread)
         pthread_join(w->thread, NULL);
     relay_free_all(w);
+    cluster_set_free(&w->clusters);
     config_release(w->snap);
     for (int i = 0; i < w->nlisteners; i++)
         if (w->listeners[i].fd >= 0)

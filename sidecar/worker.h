@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "loop.h"
 #include "sidecar.h"
 #include "stats.h"
@@ -63,6 +64,7 @@ struct worker {
     struct config_snapshot *snap; /* owned reference: the snapshot new work starts under */
     uint64_t snap_gen;            /* config_generation() when snap was acquired */
     atomic_uint_fast64_t snap_version; /* snap->version, for the admin thread to read */
+    struct cluster_set clusters;  /* per Service port of snap: load balancers */
 };
 
 /* Creates worker id: its loop (backend per sc->opts.io) and its listeners. NULL with err

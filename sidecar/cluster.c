@@ -1,0 +1,217 @@
+/*
+ * cluster.c - see cluster.h. Endpoints of a Service port come from the EndpointSlices
+ * labelled with the Service's name in its namespace, through the slice port whose name
+ * equals the Service port's name (Kubernetes' rule; "" matches ""); an endpoint's first
+ * address is used, as kube-proxy does.
+ */
+#include "cluster.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "model.h"
+
+#define CLUSTER_DROPPED UINT64_MAX /* gen of a cluster no longer configured */
+
+static uint64_t key_hash(const char *k)
+{
+    return lb_hash(k, strlen(k));
+}
+
+static int make_key(char *out, size_t len, const char *ns, const char *name, uint16_t port)
+{
+    int n = snprintf(out, len, "%s/%s:%u", ns, name, port);
+    return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+int cluster_set_init(struct cluster_set *cs, uint64_t seed)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->nbuckets = 256;
+    cs->buckets = calloc(cs->nbuckets, sizeof(*cs->buckets));
+    prng_seed(&cs->rng, seed);
+    return cs->buckets ? 0 : -ENOMEM;
+}
+
+struct cluster *cluster_find(struct cluster_set *cs, const char *ns, const char *name,
+                             uint16_t port)
+{
+    char key[sizeof(((struct cluster *)0)->key)];
+    if (!cs->buckets || make_key(key, sizeof(key), ns, name, port) < 0)
+        return NULL;
+    for (struct cluster *c = cs->buckets[key_hash(key) % cs->nbuckets]; c; c = c->next)
+        if (c->gen != CLUSTER_DROPPED && strcmp(c->key, key) == 0)
+            return c;
+    return NULL;
+}
+
+static void unlink_free(struct cluster_set *cs, struct cluster *c)
+{
+    for (struct cluster **pp = &cs->buckets[key_hash(c->key) % cs->nbuckets]; *pp;
+         pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    lb_destroy(c->lb);
+    free(c);
+    cs->n--;
+}
+
+static void grow(struct cluster_set *cs)
+{
+    size_t nb = cs->nbuckets * 2;
+    struct cluster **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < cs->nbuckets; i++)
+        for (struct cluster *c = cs->buckets[i], *next; c; c = next) {
+            next = c->next;
+            size_t h = key_hash(c->key) % nb;
+            c->next = b[h];
+            b[h] = c;
+        }
+    free(cs->buckets);
+    cs->buckets = b;
+    cs->nbuckets = nb;
+}
+
+/* The endpoints of one Service port, into a caller-freed array. */
+static struct lb_endpoint *endpoints_of(const struct model_set *m, const struct model_service *sv,
+                                        const struct model_service_port *sp, size_t *n)
+{
+    size_t cap = 0, k = 0;
+    struct lb_endpoint *eps = NULL;
+    for (size_t i = 0; i < m->n_slices; i++) {
+        const struct model_slice *sl = &m->slices[i];
+        if (strcmp(sl->meta.ns, sv->meta.ns) != 0 || strcmp(sl->service_name, sv->meta.name) != 0)
+            continue;
+        const struct model_slice_port *port = NULL;
+        for (size_t j = 0; j < sl->n_ports; j++)
+            if (strcmp(sl->ports[j].name, sp->name) == 0 && sl->ports[j].has_port)
+                port = &sl->ports[j];
+        if (!port)
+            continue;
+        for (size_t j = 0; j < sl->n_endpoints; j++) {
+            const struct model_endpoint *e = &sl->endpoints[j];
+            if (!e->n_addresses)
+                continue;
+            if (k == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                struct lb_endpoint *t = realloc(eps, nc * sizeof(*t));
+                if (!t)
+                    break;
+                eps = t;
+                cap = nc;
+            }
+            struct lb_endpoint *le = &eps[k++];
+            memset(le, 0, sizeof(*le));
+            lb_addr_set(&le->addr, e->addresses[0].family, e->addresses[0].addr, port->port);
+            le->weight = 1;
+            le->zone = e->zone;
+            le->ready = e->ready;
+            le->serving = e->serving;
+            le->terminating = e->terminating;
+        }
+    }
+    *n = k;
+    return eps;
+}
+
+static void update_one(struct cluster_set *cs, const struct model_set *m,
+                       const struct model_service *sv, const struct model_service_port *sp,
+                       int64_t now_ns)
+{
+    char key[sizeof(((struct cluster *)0)->key)], err[256];
+    struct model_destination_policy defaults;
+    const struct model_destination_policy *pol = model_find_dest_policy(m, sv->meta.ns,
+                                                                        sv->meta.name);
+    struct lb_config cfg;
+    struct cluster *c;
+    size_t n;
+
+    if (make_key(key, sizeof(key), sv->meta.ns, sv->meta.name, sp->port) < 0)
+        return;
+    if (!pol) {
+        model_dest_policy_defaults(&defaults);
+        pol = &defaults;
+    }
+    lb_config_from_model(&cfg, pol);
+    c = cluster_find(cs, sv->meta.ns, sv->meta.name, sp->port);
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c || !(c->lb = lb_create(&cfg, err, sizeof(err)))) {
+            log_error("cluster %s: %s", key, c ? err : "out of memory");
+            free(c);
+            return;
+        }
+        snprintf(c->key, sizeof(c->key), "%s", key);
+        size_t h = key_hash(key) % cs->nbuckets;
+        c->next = cs->buckets[h];
+        cs->buckets[h] = c;
+        if (++cs->n > cs->nbuckets)
+            grow(cs);
+    }
+    c->gen = cs->gen;
+    /* TCP has no request to retry: what a policy's retries buy it is another endpoint
+     * when the connect fails (Envoy's tcp_proxy max_connect_attempts). */
+    c->connect_attempts =
+        (pol->retry_on & MODEL_RETRY_CONNECT_FAILURE) ? (uint32_t)pol->retry_attempts : 0;
+    struct lb_endpoint *eps = endpoints_of(m, sv, sp, &n);
+    if (lb_update(c->lb, &cfg, eps, n, now_ns, err, sizeof(err)) < 0)
+        log_error("cluster %s: endpoints not updated: %s", key, err);
+    else
+        log_debug("cluster %s: %zu endpoints, %zu usable, %u connect retries", key, n,
+                  lb_usable(c->lb), c->connect_attempts);
+    free(eps);
+}
+
+void cluster_set_update(struct cluster_set *cs, const struct config_snapshot *snap,
+                        int64_t now_ns)
+{
+    const struct model_set *m = snap ? snap->model : NULL;
+    cs->gen++;
+    for (size_t i = 0; m && i < m->n_services; i++) {
+        const struct model_service *sv = &m->services[i];
+        for (size_t j = 0; j < sv->n_ports; j++)
+            update_one(cs, m, sv, &sv->ports[j], now_ns);
+    }
+    /* Drop what the configuration no longer has, once nothing holds it. */
+    for (size_t i = 0; i < cs->nbuckets; i++)
+        for (struct cluster *c = cs->buckets[i], *next; c; c = next) {
+            next = c->next;
+            if (c->gen == cs->gen)
+                continue;
+            c->gen = CLUSTER_DROPPED;
+            if (!c->active)
+                unlink_free(cs, c);
+        }
+}
+
+void cluster_hold(struct cluster *c)
+{
+    c->active++;
+}
+
+void cluster_release(struct cluster_set *cs, struct cluster *c)
+{
+    if (--c->active == 0 && c->gen == CLUSTER_DROPPED)
+        unlink_free(cs, c);
+}
+
+void cluster_set_free(struct cluster_set *cs)
+{
+    for (size_t i = 0; cs->buckets && i < cs->nbuckets; i++)
+        for (struct cluster *c = cs->buckets[i], *next; c; c = next) {
+            next = c->next;
+            lb_destroy(c->lb);
+            free(c);
+        }
+    free(cs->buckets);
+    memset(cs, 0, sizeof(*cs));
+}

@@ -1,0 +1,55 @@
+/*
+ * cluster.h - a worker's clusters: one per Service port of the running configuration,
+ * each with its load balancer over the endpoints that EndpointSlices give that port,
+ * and the connect-retry budget its DestinationPolicy allows.
+ *
+ * Owned by one worker (no locks). Rebuilt in place when the worker adopts a snapshot:
+ * a cluster is found by "namespace/name:port", so its load balancer keeps per-endpoint
+ * state (active requests, ejections) across reloads; a cluster that disappears is freed
+ * once no connection holds it (cluster_release).
+ */
+#ifndef RINGMESH_CLUSTER_H
+#define RINGMESH_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lb.h"
+#include "prng.h"
+
+struct config_snapshot;
+
+struct cluster {
+    char key[320];        /* "namespace/name:port" */
+    struct lb *lb;        /* owned */
+    uint32_t connect_attempts; /* extra connects after a connect failure (0 = none) */
+    uint32_t active;      /* connections holding the cluster */
+    uint64_t gen;         /* the update that last saw it in the configuration */
+    struct cluster *next; /* hash chain */
+};
+
+struct cluster_set {
+    struct cluster **buckets; /* owned */
+    size_t nbuckets;
+    size_t n;
+    uint64_t gen;
+    struct prng rng; /* the worker's picks */
+};
+
+/* An empty set; seed spreads the workers' random choices apart. 0 or -ENOMEM. */
+int cluster_set_init(struct cluster_set *cs, uint64_t seed);
+/* Makes the set match snap: creates, updates or drops clusters. Errors for one cluster
+ * (e.g. a bad endpoint list) are logged and leave that cluster as it was. */
+void cluster_set_update(struct cluster_set *cs, const struct config_snapshot *snap,
+                        int64_t now_ns);
+/* The cluster of Service ns/name port, or NULL. */
+struct cluster *cluster_find(struct cluster_set *cs, const char *ns, const char *name,
+                             uint16_t port);
+/* A connection takes / gives back a cluster; the last release of a dropped cluster
+ * frees it. */
+void cluster_hold(struct cluster *c);
+void cluster_release(struct cluster_set *cs, struct cluster *c);
+/* Frees everything, held or not (the worker is stopping). */
+void cluster_set_free(struct cluster_set *cs);
+
+#endif
