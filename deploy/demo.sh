@@ -45,6 +45,29 @@ head -c $((4 << 20)) /dev/urandom >"$www/blob"
 chmod -R a+rX "$www"
 blob_sha=$(sha256sum <"$www/blob" | cut -d' ' -f1)
 
+# productpage's sidecar knows the Service "reviews" (VIP 10.96.0.20:9080), whose endpoints
+# are the reviews and ratings pods (think v1 and v2): connections to the VIP are balanced.
+MESH=$RM_TMP/mesh.yaml
+cat >"$MESH" <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  clusterIP: 10.96.0.20
+  ports: [{name: http, port: $PORT, appProtocol: http}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: reviews-1, namespace: default, labels: {kubernetes.io/service-name: reviews}}
+addressType: IPv4
+ports: [{name: http, port: $PORT}]
+endpoints:
+- {addresses: [${IPS[1]}]}
+- {addresses: [${IPS[2]}]}
+YAML
+chmod 644 "$MESH"
+declare -A APPLOG
+
 say "ringmesh demo: ${#PODS[@]} pods on a private bridge, sidecars as uid 1337, apps as uid $RM_APP_UID"
 say ""
 say "bring-up:"
@@ -52,8 +75,15 @@ for i in "${!PODS[@]}"; do
     p=${PODS[$i]}
     pod "$p" "${IPS[$i]}" >/dev/null
     step "pod $p ${IPS[$i]}: ringmesh-init (iptables)" pod_init "$p"
-    step "pod $p: ringmesh-sidecar --io ${DEMO_IO:-auto} ready" pod_sidecar "$p" --io "${DEMO_IO:-auto}"
+    if [ "$p" = productpage ]; then
+        ip -n "${RM_NS[$p]}" route add 10.96.0.0/16 dev eth0 # the Service network
+        step "pod $p: ringmesh-sidecar --config mesh.yaml ready" pod_sidecar "$p" \
+            --io "${DEMO_IO:-auto}" --config "$MESH" --concurrency 1
+    else
+        step "pod $p: ringmesh-sidecar --io ${DEMO_IO:-auto} ready" pod_sidecar "$p" --io "${DEMO_IO:-auto}"
+    fi
     pod_app "$p" "$RM_PY" -m http.server "$PORT" --bind 0.0.0.0 --directory "$www"
+    APPLOG[$p]=$RM_APP_LOG
     step "pod $p: app python3 -m http.server :$PORT" wait_port "$p" "$PORT"
 done
 [ "$FAILS" = 0 ] || { say ""; say "demo: bring-up failed"; exit 1; }
@@ -78,6 +108,14 @@ step "reviews     -> ratings   GET /blob (4 MiB, sha256 checked)" curl_blob revi
 step "ratings     -> productpage GET /blob (4 MiB, sha256 checked)" curl_blob ratings "http://${IPS[0]}:$PORT/blob"
 
 say ""
+say "the Service VIP (productpage's sidecar balances it over the reviews and ratings pods):"
+gets() { grep -c '"GET / ' "${APPLOG[$1]}"; }
+r0=$(gets reviews) t0=$(gets ratings)
+step "productpage -> reviews VIP 10.96.0.20:$PORT  10 x GET /" curl_n productpage "http://10.96.0.20:$PORT/" 10
+r1=$(($(gets reviews) - r0)) t1=$(($(gets ratings) - t0))
+step "round robin: reviews pod served $r1, ratings pod served $t1" test "$r1" = 5 -a "$t1" = 5
+
+say ""
 say "what each sidecar counted (GET http://127.0.0.1:15000/stats in the pod):"
 printf '  %-12s %-8s | %-9s %12s %12s | %-9s %12s %12s\n' pod backend \
     "out cx" "out rx B" "out tx B" "in cx" "in rx B" "in tx B"
@@ -88,15 +126,15 @@ for p in "${PODS[@]}"; do
         "$(v outbound.cx_total)" "$(v outbound.bytes_rx)" "$(v outbound.bytes_tx)" \
         "$(v inbound.cx_total)" "$(v inbound.bytes_rx)" "$(v inbound.bytes_tx)"
 done
-# the counters must agree with the traffic above: 15 + 1 + 1 connections were made
+# the counters must agree with the traffic above: 15 + 1 + 1 + 10 connections were made
 out_total=0 in_total=0
 for p in "${PODS[@]}"; do
     out_total=$((out_total + $(sidecar_stat "$p" outbound.cx_total || echo 0)))
     in_total=$((in_total + $(sidecar_stat "$p" inbound.cx_total || echo 0)))
 done
 say ""
-step "17 connections made, 17 counted outbound ($out_total) and inbound ($in_total)" \
-    test "$out_total" = 17 -a "$in_total" = 17
+step "27 connections made, 27 counted outbound ($out_total) and inbound ($in_total)" \
+    test "$out_total" = 27 -a "$in_total" = 27
 
 say ""
 say "tear-down:"
