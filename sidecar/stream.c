@@ -62,8 +62,8 @@ int stream_head_init(struct stream_head *h, enum stream_kind kind,
                      const struct stream_limits *limits)
 {
     memset(h, 0, sizeof(*h));
-    h->limits.max_header_len = limits && limits->max_header_len ? limits->max_header_len
-                                                                : STREAM_DEFAULT_MAX_HEADER_LEN;
+    h->limits.max_header_len =
+        limits && limits->max_header_len ? limits->max_header_len : STREAM_DEFAULT_MAX_HEADER_LEN;
     h->limits.max_fields =
         limits && limits->max_fields ? limits->max_fields : STREAM_DEFAULT_MAX_FIELDS;
     h->kind = kind;
@@ -321,8 +321,7 @@ static bool valid_authority(const char *a, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)a[i];
-        if (c <= 0x20 || c >= 0x7f || c == '@' || c == '/' || c == '?' || c == '#' ||
-            c == '\\')
+        if (c <= 0x20 || c >= 0x7f || c == '@' || c == '/' || c == '?' || c == '#' || c == '\\')
             return false;
     }
     return true;
@@ -362,8 +361,7 @@ static int from_h1_fields(struct stream_head *h, const struct h1_message *m, boo
             continue; /* the hint below */
         if (request && name_is(f->name, f->name_len, "host"))
             continue; /* becomes the authority */
-        if (request && name_is(f->name, f->name_len, "expect") &&
-            (m->flags & H1_F_EXPECT_CONTINUE))
+        if (request && name_is(f->name, f->name_len, "expect") && (m->flags & H1_F_EXPECT_CONTINUE))
             continue;
         int rc = add_field(h, f->name, f->name_len, f->value, f->value_len);
         if (rc)
@@ -442,8 +440,8 @@ int stream_from_h1_response(struct stream_head *h, const struct h1_response *res
 
 /* ---- from HTTP/2 ---- */
 
-static int from_h2_fields(struct stream_head *h, const struct h2_header *v, size_t n,
-                          bool request, const char **host, size_t *host_len)
+static int from_h2_fields(struct stream_head *h, const struct h2_header *v, size_t n, bool request,
+                          const char **host, size_t *host_len)
 {
     bool have_cl = false;
     for (size_t i = 0; i < n; i++) {
@@ -609,8 +607,7 @@ int stream_to_h2(struct stream_head *h, struct h2_head *out)
     size_t k = 0;
     for (size_t i = 0; i < h->fields.n; i++) {
         struct router_header *f = &h->fields.v[i];
-        if (is_connection_specific(f->name, f->name_len) ||
-            name_is(f->name, f->name_len, "host") ||
+        if (is_connection_specific(f->name, f->name_len) || name_is(f->name, f->name_len, "host") ||
             name_is(f->name, f->name_len, "content-length"))
             continue;
         if (h->kind == STREAM_TRAILERS && trailer_forbidden(f->name, f->name_len))
@@ -696,8 +693,7 @@ static ssize_t h1_fields(struct stream_head *h, enum stream_framing fr, bool req
     bool cookie_done = false;
     for (size_t i = 0; i < h->fields.n; i++) {
         const struct router_header *f = &h->fields.v[i];
-        if (is_connection_specific(f->name, f->name_len) ||
-            name_is(f->name, f->name_len, "host") ||
+        if (is_connection_specific(f->name, f->name_len) || name_is(f->name, f->name_len, "host") ||
             name_is(f->name, f->name_len, "content-length"))
             continue;
         if (request && cookies > 1 && name_is(f->name, f->name_len, "cookie")) {
@@ -1052,8 +1048,7 @@ static const char *grpc_message(struct stream_head *h, const char *m, size_t *le
 }
 
 int stream_local_reply(struct stream_head *resp, const struct stream_head *req, int status,
-                       const char *flag, const char *message, const char **body,
-                       size_t *body_len)
+                       const char *flag, const char *message, const char **body, size_t *body_len)
 {
     stream_head_reset(resp, STREAM_RESPONSE);
     const char *text = message ? message : stream_local_body(status, flag);

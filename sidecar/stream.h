@@ -301,16 +301,16 @@ int stream_trace_child(struct stream_head *h, const uint8_t span_rnd[8],
 /* ---- local replies ---- */
 
 /* gRPC status codes the proxy produces. */
-#define STREAM_GRPC_OK                0
-#define STREAM_GRPC_CANCELLED         1
-#define STREAM_GRPC_UNKNOWN           2
-#define STREAM_GRPC_DEADLINE_EXCEEDED 4
-#define STREAM_GRPC_PERMISSION_DENIED 7
+#define STREAM_GRPC_OK                 0
+#define STREAM_GRPC_CANCELLED          1
+#define STREAM_GRPC_UNKNOWN            2
+#define STREAM_GRPC_DEADLINE_EXCEEDED  4
+#define STREAM_GRPC_PERMISSION_DENIED  7
 #define STREAM_GRPC_RESOURCE_EXHAUSTED 8
-#define STREAM_GRPC_UNIMPLEMENTED     12
-#define STREAM_GRPC_INTERNAL          13
-#define STREAM_GRPC_UNAVAILABLE       14
-#define STREAM_GRPC_UNAUTHENTICATED   16
+#define STREAM_GRPC_UNIMPLEMENTED      12
+#define STREAM_GRPC_INTERNAL           13
+#define STREAM_GRPC_UNAVAILABLE        14
+#define STREAM_GRPC_UNAUTHENTICATED    16
 
 /* gRPC's HTTP-to-gRPC table (doc/http-grpc-status-mapping.md, as Envoy's
  * httpToGrpcStatus): 400 INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED,
@@ -331,8 +331,7 @@ const char *stream_local_body(int status, const char *flag);
  * (percent-encoded), no body (STREAM_F_END_STREAM). 0 or -STREAM_E_NOMEM.
  */
 int stream_local_reply(struct stream_head *resp, const struct stream_head *req, int status,
-                       const char *flag, const char *message, const char **body,
-                       size_t *body_len);
+                       const char *flag, const char *message, const char **body, size_t *body_len);
 
 /* ---- facts for retries ---- */
 

@@ -145,13 +145,15 @@ static ssize_t parse_resp(const char *s, size_t len, enum h1_method m, struct h1
 static bool h1_has(const struct h1_message *m, const char *name, const char *value)
 {
     const struct h1_header *f = h1_find_header(m, name, strlen(name));
-    return f && (!value || (f->value_len == strlen(value) && !memcmp(f->value, value, f->value_len)));
+    return f &&
+           (!value || (f->value_len == strlen(value) && !memcmp(f->value, value, f->value_len)));
 }
 
 static bool field_is(const struct stream_head *h, const char *name, const char *value)
 {
     const struct router_header *f = stream_head_get(h, name);
-    return f && (!value || (f->value_len == strlen(value) && !memcmp(f->value, value, f->value_len)));
+    return f &&
+           (!value || (f->value_len == strlen(value) && !memcmp(f->value, value, f->value_len)));
 }
 
 static char *dupn(const char *s, size_t n)
@@ -311,11 +313,17 @@ static void test_request_forms(void)
 
 /* A response on an h2 pair: the server submits pairs built from model src, the client
  * converts what it receives into cl->head. */
-static void h2_response(struct side *cl, struct side *sv, struct stream_head *src,
-                        const char *body, struct stream_head *trailers)
+static void h2_response(struct side *cl, struct side *sv, struct stream_head *src, const char *body,
+                        struct stream_head *trailers)
 {
-    struct h2_head rq = {.method = "GET", .method_len = 3, .scheme = "http", .scheme_len = 4,
-                         .authority = "a", .authority_len = 1, .path = "/", .path_len = 1};
+    struct h2_head rq = {.method = "GET",
+                         .method_len = 3,
+                         .scheme = "http",
+                         .scheme_len = 4,
+                         .authority = "a",
+                         .authority_len = 1,
+                         .path = "/",
+                         .path_len = 1};
     int32_t id = h2_submit_request(cl->c, &rq, false, cl);
     shuttle(cl, sv);
     struct h2_head out;
@@ -387,7 +395,8 @@ static void test_responses(void)
     unpair(&cl, &sv);
 
     /* No body: 204, 304, HEAD. */
-    static const char r3[] = "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n";
+    static const char r3[] =
+        "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 10\r\n\r\n";
     ok(parse_resp(r3, sizeof(r3) - 1, H1_M_GET, &resp) > 0, "304");
     is_int(stream_from_h1_response(&m, &resp), 0, "-> model");
     ok((m.flags & STREAM_F_END_STREAM) && (m.flags & STREAM_F_HAS_CL) && m.content_length == 10,
@@ -398,8 +407,8 @@ static void test_responses(void)
     fr = stream_h1_framing(&cl.head, "GET", 3, 1);
     is_int(fr, STREAM_FRAME_NONE, "304: no framing");
     n = stream_write_h1_response(&cl.head, fr, buf, sizeof(buf));
-    ok(n > 0 && parse_resp(buf, (size_t)n, H1_M_GET, &resp) == n &&
-           resp.msg.body == H1_BODY_NONE && h1_has(&resp.msg, "etag", "\"x\""),
+    ok(n > 0 && parse_resp(buf, (size_t)n, H1_M_GET, &resp) == n && resp.msg.body == H1_BODY_NONE &&
+           h1_has(&resp.msg, "etag", "\"x\""),
        "h1 304 without body");
     unpair(&cl, &sv);
 
@@ -420,7 +429,8 @@ static void test_responses(void)
     is_int(stream_h1_framing(&m, "GET", 3, 1), STREAM_FRAME_NONE, "204: no framing");
     n = stream_write_h1_response(&m, STREAM_FRAME_NONE, buf, sizeof(buf));
     ok(n > 0 && parse_resp(buf, (size_t)n, H1_M_GET, &resp) == n &&
-           !h1_has(&resp.msg, "content-length", NULL) && !h1_has(&resp.msg, "transfer-encoding", NULL),
+           !h1_has(&resp.msg, "content-length", NULL) &&
+           !h1_has(&resp.msg, "transfer-encoding", NULL),
        "204 has neither Content-Length nor Transfer-Encoding");
     stream_head_free(&m);
 }
@@ -502,12 +512,20 @@ static void test_cookies_and_h2_validation(void)
                              {"user-agent", 10, "grpc", 4},
                              {"cookie", 6, "b=2", 3},
                              {"cookie", 6, "c=3", 3}};
-    struct h2_head hd = {.method = "GET", .method_len = 3, .scheme = "http", .scheme_len = 4,
-                         .authority = "svc", .authority_len = 3, .path = "/c", .path_len = 2,
-                         .headers = hs, .num_headers = 4};
+    struct h2_head hd = {.method = "GET",
+                         .method_len = 3,
+                         .scheme = "http",
+                         .scheme_len = 4,
+                         .authority = "svc",
+                         .authority_len = 3,
+                         .path = "/c",
+                         .path_len = 2,
+                         .headers = hs,
+                         .num_headers = 4};
     is_int(stream_from_h2_request(&m, &hd, true), 0, "h2 request with cookie crumbs");
     char buf[1024];
-    ssize_t n = stream_write_h1_request(&m, stream_h1_framing(&m, NULL, 0, 1), buf, sizeof(buf) - 1);
+    ssize_t n =
+        stream_write_h1_request(&m, stream_h1_framing(&m, NULL, 0, 1), buf, sizeof(buf) - 1);
     ok(n > 0, "written to h1");
     buf[n > 0 ? n : 0] = 0;
     struct h1_request req;
@@ -515,7 +533,8 @@ static void test_cookies_and_h2_validation(void)
     ok(h1_has(&req.msg, "cookie", "a=1; b=2; c=3"), "crumbs joined with \"; \" (RFC 9113 §8.2.3)");
     size_t cookies = 0;
     for (size_t i = 0; i < req.msg.num_headers; i++)
-        cookies += req.msg.headers[i].name_len == 6 && !strncmp(req.msg.headers[i].name, "cookie", 6);
+        cookies +=
+            req.msg.headers[i].name_len == 6 && !strncmp(req.msg.headers[i].name, "cookie", 6);
     is_int(cookies, 1, "one cookie field");
 
     /* host without :authority is the authority; differing host is rejected. */
@@ -597,9 +616,16 @@ static void test_limits(void)
     static struct h2_header many[101];
     for (int i = 0; i < 101; i++)
         many[i] = (struct h2_header){"x-f", 3, "v", 1};
-    struct h2_head hd = {.method = "GET", .method_len = 3, .scheme = "http", .scheme_len = 4,
-                         .authority = "a", .authority_len = 1, .path = "/", .path_len = 1,
-                         .headers = many, .num_headers = 101};
+    struct h2_head hd = {.method = "GET",
+                         .method_len = 3,
+                         .scheme = "http",
+                         .scheme_len = 4,
+                         .authority = "a",
+                         .authority_len = 1,
+                         .path = "/",
+                         .path_len = 1,
+                         .headers = many,
+                         .num_headers = 101};
     is_int(stream_from_h2_request(&m, &hd, true), -STREAM_E_TOO_MANY, "101 h2 fields");
     hd.num_headers = 100;
     is_int(stream_from_h2_request(&m, &hd, true), 0, "100 h2 fields");
@@ -618,15 +644,18 @@ static void test_local_replies(void)
         {404, "NR", "", 12},
         {431, NULL, "Request Header Fields Too Large", 2},
         {500, NULL, "Internal Server Error", 2},
-        {502, NULL, "upstream connect error or disconnect/reset before headers. reset reason: "
-                    "protocol error",
+        {502, NULL,
+         "upstream connect error or disconnect/reset before headers. reset reason: "
+         "protocol error",
          14},
         {503, "UH", "no healthy upstream", 14},
-        {503, "UF", "upstream connect error or disconnect/reset before headers. reset reason: "
-                    "connection failure",
+        {503, "UF",
+         "upstream connect error or disconnect/reset before headers. reset reason: "
+         "connection failure",
          14},
-        {503, "UO", "upstream connect error or disconnect/reset before headers. reset reason: "
-                    "overflow",
+        {503, "UO",
+         "upstream connect error or disconnect/reset before headers. reset reason: "
+         "overflow",
          14},
         {504, "UT", "upstream request timeout", 4},
         {504, NULL, "upstream request timeout", 14},
@@ -649,7 +678,8 @@ static void test_local_replies(void)
         size_t blen;
         char name[96];
         snprintf(name, sizeof(name), "%d %s", cases[i].status, cases[i].flag ? cases[i].flag : "-");
-        int rc = stream_local_reply(&resp, &req, cases[i].status, cases[i].flag, NULL, &body, &blen);
+        int rc =
+            stream_local_reply(&resp, &req, cases[i].status, cases[i].flag, NULL, &body, &blen);
         ok(rc == 0 && resp.status == cases[i].status, "%s: local reply", name);
         ok(blen == strlen(cases[i].body) && !memcmp(body, cases[i].body, blen), "%s: body '%s'",
            name, cases[i].body);
@@ -695,14 +725,14 @@ static void test_trace_and_ids(void)
     is_int(stream_traceparent_parse(good, 55, &tp), 0, "valid traceparent");
     ok(tp.trace_id[0] == 0x4b && tp.span_id[7] == 0xb7 && tp.flags == 1, "fields parsed");
     static const char *const bad[] = {
-        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", /* upper case */
-        "00-00000000000000000000000000000000-00f067aa0ba902b7-01", /* zero trace id */
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", /* zero parent id */
-        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* version ff */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",   /* upper case */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",   /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",   /* zero parent id */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* version ff */
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", /* 00 with extra */
-        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",  /* short */
-        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", /* separator */
-        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01", /* not hex */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",    /* short */
+        "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* separator */
+        "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",   /* not hex */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         is_int(stream_traceparent_parse(bad[i], strlen(bad[i]), &tp), -EINVAL, bad[i]);
