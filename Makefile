@@ -53,6 +53,7 @@ PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) # defined before `all` uses it
 
 .PHONY: all deps test test-only asan demo bench fmt clean fuzzers
 all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES) $(if $(SAN),,$(FUZZERS))
@@ -93,7 +94,6 @@ FUZZ_CC     ?= clang
 FUZZ_CFLAGS  = -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread -Icommon -Isidecar -Iinit -Ixds \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_SRC = $(COMMON_SRC) $(SIDECAR_SRC) $(XDS_SRC)
-FUZZERS     := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 fuzzers: $(FUZZERS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard common/*.h sidecar/*.h xds/*.h)
 	@mkdir -p $(dir $@)

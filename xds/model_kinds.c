@@ -107,7 +107,7 @@ int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_serv
     }
     const cJSON *ips;
     MODEL_TRY(model_get_list(c, spec, "clusterIPs", false, 0, 2, &ips, &out->n_cluster_ips));
-    if (ips) {
+    if (ips && out->n_cluster_ips) { /* [] means unset, as in Kubernetes */
         size_t m2 = model_path_key(c, "clusterIPs"), i = 0;
         if (!(out->cluster_ips = model_alloc(c, out->n_cluster_ips, sizeof(struct model_ip))))
             return -1;

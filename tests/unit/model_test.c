@@ -740,5 +740,16 @@ int main(void)
     test_invalid();
     test_prefixes("tests/unit/data/model/all.yaml");
     test_prefixes("tests/unit/data/model/all.json");
+        {
+        /* fuzz finding: clusterIPs: [] read entry 0 of an empty list */
+        const char *y = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+                        "spec: {clusterIP: 10.96.0.1, clusterIPs: [], ports: [{port: 80}]}\n";
+        char e[512];
+        struct model_set *m = model_load_buffer("t", y, strlen(y), e, sizeof(e));
+        ok(m && m->n_services == 1 && m->services[0].n_cluster_ips == 0 &&
+               m->services[0].has_cluster_ip,
+           "clusterIPs: [] is treated as unset (%s)", m ? "loaded" : e);
+        model_set_free(m);
+    }
     return tap_done();
 }
