@@ -22,6 +22,7 @@
 struct epoll_fdent {
     struct loop_op *rd, *wr, *err;
     uint32_t events; /* registered with epoll */
+    uint32_t gen;    /* bumped when the fd is closed: tells a stale event from a new one */
 };
 
 struct epoll_state {
@@ -91,7 +92,9 @@ static struct epoll_fdent *fdent(struct loop *l, int fd)
 static int sync_fd(struct loop *l, int fd, struct epoll_fdent *e)
 {
     uint32_t want = (e->rd ? EPOLLIN : 0) | (e->wr ? EPOLLOUT : 0) | (e->err ? EPOLLERR : 0);
-    struct epoll_event ev = {.events = want, .data.fd = fd};
+    /* The event carries the fd and the slot's generation: if the fd is closed and its
+     * number reused within one epoll_wait batch, the old event no longer matches. */
+    struct epoll_event ev = {.events = want, .data.u64 = (uint64_t)e->gen << 32 | (uint32_t)fd};
     int op, r;
     if (want == e->events)
         return 0;
@@ -191,9 +194,11 @@ static void epoll_close_fd(struct loop *l, int fd)
     struct epoll_state *s = est(l);
     if ((unsigned)fd < s->nfds) {
         struct epoll_fdent *e = &s->fds[fd];
+        uint32_t gen = e->gen + 1;
         if (e->events)
             epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
         memset(e, 0, sizeof(*e));
+        e->gen = gen;
     }
     close(fd);
 }
@@ -325,9 +330,9 @@ static int epoll_wait_dispatch(struct loop *l, int timeout_ms)
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
-        int fd = evs[i].data.fd;
+        int fd = (int)(uint32_t)evs[i].data.u64;
         uint32_t ev = evs[i].events;
-        if ((unsigned)fd >= s->nfds)
+        if ((unsigned)fd >= s->nfds || s->fds[fd].gen != (uint32_t)(evs[i].data.u64 >> 32))
             continue;
         /* Look the ops up again after each callback: it may have closed or re-armed. */
         if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && s->fds[fd].rd)
