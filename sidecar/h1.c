@@ -893,28 +893,37 @@ static bool keep_alive(const struct h1_message *m)
     return m->minor_version == 1 || (m->flags & H1_F_CONN_KEEP_ALIVE);
 }
 
+/* What requests and responses share after the start line (which ended at pos, or failed
+ * with it): the header fields, and once the head is complete the field and
+ * Transfer-Encoding checks that fill hi. Returns the head's end, -EAGAIN or -H1_E_*. */
+static ssize_t head_fields(const char *buf, ssize_t pos, size_t end, struct h1_message *m,
+                           size_t max_headers, bool complete, bool request, struct head_info *hi)
+{
+    int rc;
+    if (pos < 0)
+        return pos;
+    pos = parse_fields(buf, (size_t)pos, end, m->headers, max_headers, &m->num_headers);
+    if (pos < 0 || !complete)
+        return pos;
+    rc = analyze_fields(m, hi);
+    if (rc)
+        return rc;
+    rc = check_te(m, hi, request);
+    return rc ? rc : pos;
+}
+
 static ssize_t request_head(const char *buf, size_t start, size_t end, struct h1_request *r,
                             size_t max_headers, bool complete)
 {
     struct h1_message *m = &r->msg;
     struct head_info hi;
     ssize_t pos;
-    int rc;
 
     m->num_headers = 0;
-    pos = parse_request_line(buf, start, end, r);
-    if (pos < 0)
-        return pos;
-    pos = parse_fields(buf, (size_t)pos, end, m->headers, max_headers, &m->num_headers);
+    pos = head_fields(buf, parse_request_line(buf, start, end, r), end, m, max_headers, complete,
+                      true, &hi);
     if (pos < 0 || !complete)
         return pos;
-
-    rc = analyze_fields(m, &hi);
-    if (rc)
-        return rc;
-    rc = check_te(m, &hi, true);
-    if (rc)
-        return rc;
     if (hi.host_count > 1)
         return -H1_E_HOST_MULTIPLE;
     if (hi.host_count == 0 && m->minor_version == 1)
@@ -953,22 +962,12 @@ static ssize_t response_head(const char *buf, size_t start, size_t end, struct h
     struct h1_message *m = &r->msg;
     struct head_info hi;
     ssize_t pos;
-    int rc;
 
     m->num_headers = 0;
-    pos = parse_status_line(buf, start, end, r);
-    if (pos < 0)
-        return pos;
-    pos = parse_fields(buf, (size_t)pos, end, m->headers, max_headers, &m->num_headers);
+    pos = head_fields(buf, parse_status_line(buf, start, end, r), end, m, max_headers, complete,
+                      false, &hi);
     if (pos < 0 || !complete)
         return pos;
-
-    rc = analyze_fields(m, &hi);
-    if (rc)
-        return rc;
-    rc = check_te(m, &hi, false);
-    if (rc)
-        return rc;
 
     m->content_length = 0;
     int s = r->status;
