@@ -110,7 +110,8 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
 DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev libnghttp2-dev \
-            clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format
+            clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format \
+            nghttp2-client python3-h2 python3-grpcio haproxy wrk
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
