@@ -131,9 +131,105 @@ void loop_free(struct loop *l)
     l->be->fini(l);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
+    free(l->timers);
     free(l->bufs);
     free(l->buf_mem);
     free(l);
+}
+
+/* ---- timers: a binary min-heap of deadlines; heap_idx is the slot + 1 ---- */
+
+static void heap_place(struct loop *l, uint32_t i, struct loop_timer *t)
+{
+    l->timers[i] = t;
+    t->heap_idx = i + 1;
+}
+
+static void heap_up(struct loop *l, uint32_t i)
+{
+    struct loop_timer *t = l->timers[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (l->timers[parent]->deadline_ms <= t->deadline_ms)
+            break;
+        heap_place(l, i, l->timers[parent]);
+        i = parent;
+    }
+    heap_place(l, i, t);
+}
+
+static void heap_down(struct loop *l, uint32_t i)
+{
+    struct loop_timer *t = l->timers[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= l->n_timers)
+            break;
+        if (c + 1 < l->n_timers && l->timers[c + 1]->deadline_ms < l->timers[c]->deadline_ms)
+            c++;
+        if (t->deadline_ms <= l->timers[c]->deadline_ms)
+            break;
+        heap_place(l, i, l->timers[c]);
+        i = c;
+    }
+    heap_place(l, i, t);
+}
+
+void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *owner)
+{
+    memset(t, 0, sizeof(*t));
+    t->cb = cb;
+    t->owner = owner;
+}
+
+void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+    if (!t->heap_idx)
+        return;
+    uint32_t i = t->heap_idx - 1;
+    t->heap_idx = 0;
+    struct loop_timer *last = l->timers[--l->n_timers];
+    if (i == l->n_timers)
+        return;
+    heap_place(l, i, last);
+    heap_up(l, i);
+    heap_down(l, last->heap_idx - 1);
+}
+
+int loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t deadline_ms)
+{
+    if (t->heap_idx) {
+        uint32_t i = t->heap_idx - 1;
+        t->deadline_ms = deadline_ms;
+        heap_up(l, i);
+        heap_down(l, t->heap_idx - 1);
+        return 0;
+    }
+    if (l->n_timers == l->cap_timers) {
+        uint32_t cap = l->cap_timers ? l->cap_timers * 2 : 64;
+        struct loop_timer **v = realloc(l->timers, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->timers = v;
+        l->cap_timers = cap;
+    }
+    t->deadline_ms = deadline_ms;
+    heap_place(l, l->n_timers++, t);
+    heap_up(l, l->n_timers - 1);
+    return 0;
+}
+
+/* Runs every timer due by now. A callback that arms a timer for now or earlier sees it
+ * run on the next pass, not in this one, so a timer cannot keep the loop here. */
+static void run_timers(struct loop *l)
+{
+    uint64_t now = l->now_ms;
+    unsigned budget = l->n_timers;
+    while (l->n_timers && l->timers[0]->deadline_ms <= now && budget--) {
+        struct loop_timer *t = l->timers[0];
+        loop_timer_cancel(l, t);
+        t->cb(l, t);
+    }
 }
 
 /* Every op starts the same way: armed before the backend runs, since the epoll backend
@@ -273,10 +369,18 @@ int loop_run_once(struct loop *l, int max_wait_ms)
     int timeout = max_wait_ms;
     if (l->pending_head)
         timeout = 0;
-    else if (l->tick_ms) {
-        int until = l->next_tick_ms > l->now_ms ? (int)(l->next_tick_ms - l->now_ms) : 0;
-        if (timeout < 0 || until < timeout)
-            timeout = until;
+    else {
+        if (l->tick_ms) {
+            int until = l->next_tick_ms > l->now_ms ? (int)(l->next_tick_ms - l->now_ms) : 0;
+            if (timeout < 0 || until < timeout)
+                timeout = until;
+        }
+        if (l->n_timers) {
+            uint64_t d = l->timers[0]->deadline_ms, now = loop_clock_ms();
+            int until = d > now ? (int)(d - now < 3600000 ? d - now : 3600000) : 0;
+            if (timeout < 0 || until < timeout)
+                timeout = until;
+        }
     }
     int r = l->be->wait(l, timeout);
     if (r < 0)
@@ -287,6 +391,10 @@ int loop_run_once(struct loop *l, int max_wait_ms)
         l->tick_cb(l, l->tick_arg);
     }
     flush_pending(l);
+    if (l->n_timers) {
+        run_timers(l);
+        flush_pending(l);
+    }
     return 0;
 }
 

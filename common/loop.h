@@ -127,6 +127,28 @@ void loop_buf_put(struct loop *l, struct loop_buf *b);
 /* Buffers free in the pool now. */
 unsigned loop_buf_free(const struct loop *l);
 
+/* A one-shot timer embedded by its owner (zero it or loop_timer_init before use). Its
+ * callback runs on the loop's thread after the deadline, never inside loop_timer_set;
+ * it may set or cancel any timer, itself included. */
+struct loop_timer;
+typedef void (*loop_timer_cb)(struct loop *l, struct loop_timer *t);
+struct loop_timer {
+    loop_timer_cb cb;
+    void *owner;          /* borrowed */
+    uint64_t deadline_ms; /* loop_now_ms() clock */
+    uint32_t heap_idx;    /* private: position in the loop's heap + 1; 0 when not armed */
+};
+void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *owner);
+/* Arms t for deadline_ms (re-arms it if it was armed). A deadline already past fires on
+ * the next pass of the loop. 0 or -ENOMEM. */
+int loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t deadline_ms);
+/* Disarms t; a no-op when it isn't armed. */
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+static inline bool loop_timer_armed(const struct loop_timer *t)
+{
+    return t->heap_idx != 0;
+}
+
 /* Calls cb(arg) every interval_ms (the loop's clock tick, for sweeps and retries). */
 void loop_set_tick(struct loop *l, unsigned interval_ms, void (*cb)(struct loop *, void *),
                    void *arg);

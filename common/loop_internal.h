@@ -41,6 +41,9 @@ struct loop {
     void (*tick_cb)(struct loop *, void *);
     void *tick_arg;
 
+    struct loop_timer **timers; /* owned array, borrowed timers: a binary min-heap */
+    uint32_t n_timers, cap_timers;
+
     int wake_fd;
     uint64_t wake_val;
     struct loop_op wake_op;

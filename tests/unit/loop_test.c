@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -297,8 +298,83 @@ static void test_ring_refill(enum loop_io_choice io, const char *name)
     loop_free(l);
 }
 
+/* Timers: fire in deadline order whatever the order they were set in, a cancelled one
+ * never fires, re-arming moves it, a callback may arm another, and the loop sleeps until
+ * the earliest deadline rather than the tick. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct tlog {
+    int order[16];
+    int n;
+    struct loop_timer *chain; /* armed by the callback of timer 1 */
+};
+
+static void timer_cb(struct loop *l, struct loop_timer *t)
+{
+    struct tlog *g = t->owner;
+    int id = (int)(t->deadline_ms & 0xff); /* test deadlines carry their id in low bits */
+    if (g->n < 16)
+        g->order[g->n++] = id;
+    if (id == 1 && g->chain)
+        loop_timer_set(l, g->chain, (loop_now_ms(l) & ~0xffull) + 0x100 + 9);
+}
+
+static void test_timers(enum loop_io_choice io, const char *name)
+{
+    struct loop_config cfg = {.io = io, .buf_count = 16, .buf_size = 1024, .ring_entries = 64};
+    char why[256], err[256];
+    struct loop *l = loop_new(&cfg, why, sizeof(why), err, sizeof(err));
+    if (!l) {
+        for (int i = 0; i < 5; i++)
+            tap_skip("no loop");
+        return;
+    }
+    loop_attach_thread(l);
+    struct tlog g = {0};
+    struct loop_timer t[6];
+    for (int i = 0; i < 6; i++)
+        loop_timer_init(&t[i], timer_cb, &g);
+    g.chain = &t[5];
+    loop_run_once(l, 0);
+    uint64_t base = (loop_now_ms(l) & ~0xffull) + 0x100; /* 1..255 ms ahead, id in low bits */
+    int ids[5] = {4, 1, 3, 2, 5};
+    for (int i = 0; i < 5; i++)
+        loop_timer_set(l, &t[i], base + ids[i]);
+    loop_timer_cancel(l, &t[2]);          /* id 3 never fires */
+    loop_timer_set(l, &t[4], base + 6);   /* id 5 re-armed as 6 */
+    ok(loop_timer_armed(&t[0]) && !loop_timer_armed(&t[2]), "%s: armed state", name);
+    uint64_t t0 = mono_ms();
+    for (int i = 0; i < 100 && g.n < 5; i++)
+        loop_run_once(l, -1);
+    uint64_t took = mono_ms() - t0;
+    int want[5] = {1, 2, 4, 6, 9};
+    bool same = g.n == 5;
+    for (int i = 0; same && i < 5; i++)
+        same = g.order[i] == want[i];
+    ok(same, "%s: timers fire in deadline order, cancelled one never (got %d: %d %d %d %d %d)",
+       name, g.n, g.order[0], g.order[1], g.order[2], g.order[3], g.order[4]);
+    ok(took < 2000, "%s: the loop woke for the timers, not after a long sleep (%llu ms)", name,
+       (unsigned long long)took);
+    ok(!loop_timer_armed(&t[0]) && !loop_timer_armed(&t[5]), "%s: fired timers are disarmed",
+       name);
+    /* a past deadline fires on the next pass */
+    g.n = 0;
+    loop_timer_set(l, &t[0], 7);
+    loop_run_once(l, 0);
+    loop_run_once(l, 0);
+    ok(g.n == 1 && g.order[0] == 7, "%s: a past deadline fires at once", name);
+    loop_free(l);
+}
+
 int main(void)
 {
+    test_timers(LOOP_IO_EPOLL, "epoll");
+    test_timers(LOOP_IO_URING, "io_uring");
     test_ring_refill(LOOP_IO_EPOLL, "epoll");
     test_ring_refill(LOOP_IO_URING, "io_uring");
     test_backend(LOOP_IO_EPOLL, "epoll");
