@@ -50,13 +50,15 @@ SHA_F20=$(sha256sum <"$OUT/f20" | cut -c1-64)
 SHA_B1=$("$RM_PY" "$RM_TOOLS/httpapp.py" --bytes-sha 1048576)
 SHA_B20=$("$RM_PY" "$RM_TOOLS/httpapp.py" --bytes-sha 20971520)
 
-# fetch POD CURL_ARGS...: one request by curl as the app user; CODE = the status (000: none);
-# the response head(s) in $OUT/h, the body in $OUT/b, curl's complaint in $OUT/e.
+# fetch POD CURL_ARGS...: one request by curl as the app user; CODE = the status (000: none),
+# TIME = seconds it took; the response head(s) in $OUT/h, the body in $OUT/b, curl's
+# complaint in $OUT/e.
 fetch() {
-    local p=$1; shift
+    local p=$1 out; shift
     rm -f "$OUT/h" "$OUT/b" "$OUT/e"
-    CODE=$(in_pod "$p" curl -sS --max-time "${MAXT:-5}" -D "$OUT/h" -o "$OUT/b" \
-        -w '%{http_code}' "$@" 2>"$OUT/e")
+    out=$(in_pod "$p" curl -sS --max-time "${MAXT:-5}" -D "$OUT/h" -o "$OUT/b" \
+        -w '%{http_code} %{time_total}' "$@" 2>"$OUT/e")
+    CODE=${out% *} TIME=${out#* }
 }
 # hdr NAME: the field's value in the last response head of the last fetch
 hdr() {
@@ -67,9 +69,9 @@ hdr() {
 }
 # expect NAME COND...: one TAP check on the last fetch. COND is code=N, hdr:NAME=VALUE,
 # hre:NAME=REGEX, nohdr:NAME, body=TEXT (trailing newlines ignored), sha=HEX (the body's
-# sha256), head=REGEX (on the
-# raw heads, 1xx included), json:KEY=VALUE or jre:KEY=REGEX (a field of a JSON body). The
-# failure detail shows what differed, the status, curl's error, the head and the body.
+# sha256), head=REGEX (on the raw heads, 1xx included), json:KEY=VALUE, jre:KEY=REGEX or
+# nojson:KEY (a field of a JSON body), time<SECS. The failure detail shows what differed, the status, the time, curl's
+# error, the head and the body.
 expect() {
     local name=$1 c k v got why=; shift
     for c in "$@"; do
@@ -86,6 +88,10 @@ expect() {
             [ "$got" = "${c#sha=}" ] ||
                 why+="body of $(stat -c %s "$OUT/b" 2>/dev/null || echo no) bytes has sha256 $got; " ;;
         head=*) grep -Eq "${c#head=}" "$OUT/h" 2>/dev/null || why+="no head line /${c#head=}/; " ;;
+        nojson:*) got=$(jq -r --arg k "${c#nojson:}" '.[$k] // empty' "$OUT/b" 2>/dev/null)
+            [ -z "$got" ] || why+="request field ${c#nojson:}: '$got', want none; " ;;
+        time\<*) awk -v t="$TIME" -v m="${c#time<}" 'BEGIN { exit !(t + 0 < m + 0) }' ||
+            why+="took ${TIME}s, want < ${c#time<}s; " ;;
         json:* | jre:*) k=${c#*:} k=${k%%=*} v=${c#*:*=}
             got=$(jq -r --arg k "$k" '.[$k] // empty' "$OUT/b" 2>/dev/null)
             if [[ $c == json:* ]]; then [ "$got" = "$v" ]; else [[ "$got" =~ $v ]]; fi ||
@@ -93,7 +99,7 @@ expect() {
         esac
     done
     if [ -z "$why" ]; then ok "${RM_LABEL:+$RM_LABEL: }$name"; return 0; fi
-    not_ok "${RM_LABEL:+$RM_LABEL: }$name" "$why" "status $CODE; curl: $(head -c 300 "$OUT/e" 2>/dev/null)" \
+    not_ok "${RM_LABEL:+$RM_LABEL: }$name" "$why" "status $CODE in ${TIME}s; curl: $(head -c 300 "$OUT/e" 2>/dev/null)" \
         "head: $(tr -d '\r' <"$OUT/h" 2>/dev/null | tr '\n' '|')" \
         "body: $(head -c 300 "$OUT/b" 2>/dev/null | tr -c '[:print:]' '.')"
     return 1
@@ -116,6 +122,21 @@ check_delta() {
         sleep 0.1
     done
     "check_$op" "${RM_LABEL:+$RM_LABEL: }$pod $key grew by $op $want" "$got" "$want"
+}
+# alive POD...: one check per pod that its sidecar still runs (a crash otherwise only shows
+# as the failures after it); a dead one's exit status is reaped and shown
+alive() {
+    local p pid st
+    for p; do
+        pid=$(sidecar_pid "$p")
+        if [ -n "$pid" ] && [ -e "/proc/$pid" ] && ! grep -q '^State:.*zombie' "/proc/$pid/status"; then
+            ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs"
+        else
+            wait "$pid" 2>/dev/null; st=$?
+            not_ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs" \
+                "it exited with status $st$( ((st > 128)) && echo " (signal $((st - 128)))")"
+        fi
+    done
 }
 # bodies PROTO_FLAG LABEL: 1 MiB and 20 MiB up (/hash), down (/bytes) and both (/echo)
 bodies() {
@@ -275,6 +296,7 @@ for io in "${RM_IOS[@]}"; do
     check_stat b inbound.rq_total ge 3050
     check_stat b inbound.cx_http2 ge 1
     check_stat b inbound.cx_http1 eq 0
+    alive a b
     sidecars_down
 done
 tap_done

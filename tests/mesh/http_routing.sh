@@ -176,6 +176,21 @@ check_delta() {
     done
     "check_$op" "${RM_LABEL:+$RM_LABEL: }$pod $key grew by $op $want" "$got" "$want"
 }
+# alive POD...: one check per pod that its sidecar still runs (a crash otherwise only shows
+# as the failures after it); a dead one's exit status is reaped and shown
+alive() {
+    local p pid st
+    for p; do
+        pid=$(sidecar_pid "$p")
+        if [ -n "$pid" ] && [ -e "/proc/$pid" ] && ! grep -q '^State:.*zombie' "/proc/$pid/status"; then
+            ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs"
+        else
+            wait "$pid" 2>/dev/null; st=$?
+            not_ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs" \
+                "it exited with status $st$( ((st > 128)) && echo " (signal $((st - 128)))")"
+        fi
+    done
+}
 # names POD CURL_ARGS...: the bodies (the app names) of sequential requests on one keep-alive
 # connection, counted: "N NAME" lines sorted by name (curl's errors counted the same way)
 names() {
@@ -267,6 +282,7 @@ for io in "${RM_IOS[@]}"; do
     check_eq "$io: round robin over two endpoints, HTTP/2: 50/50 of 100" "$(echo $out)" "50 v1 50 v2"
     check_stat a outbound.rq_total ge 1220
     check_stat v2 inbound.rq_total ge 100
+    alive a v1 v2
     sidecar_down a; sidecar_down v1; sidecar_down v2
 done
 tap_done

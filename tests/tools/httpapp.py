@@ -140,6 +140,10 @@ class H1Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
 
+    def handle_error(self, request, client_address):
+        # one line, not a traceback: peers (the mesh) reset connections on purpose
+        log("connection from %s ends: %r" % (client_address[0], sys.exc_info()[1]))
+
 
 def make_h1_handler(name, fail_all):
     class H(http.server.BaseHTTPRequestHandler):
