@@ -162,6 +162,15 @@ static void update_one(struct cluster_set *cs, const struct model_set *m,
      * when the connect fails (Envoy's tcp_proxy max_connect_attempts). */
     c->connect_attempts =
         (pol->retry_on & MODEL_RETRY_CONNECT_FAILURE) ? (uint32_t)pol->retry_attempts : 0;
+    retry_policy_from_model(&c->retry, pol);
+    if (c->budget.percent != c->retry.budget_percent ||
+        c->budget.min_per_sec != c->retry.budget_min_per_sec)
+        retry_budget_init(&c->budget, c->retry.budget_percent, c->retry.budget_min_per_sec);
+    c->hash_key = pol->hash_key;
+    snprintf(c->hash_name, sizeof(c->hash_name), "%s", pol->hash_name ? pol->hash_name : "");
+    c->max_connections = pol->max_connections;
+    c->max_pending = pol->max_pending;
+    c->max_requests = pol->max_requests;
     struct lb_endpoint *eps = endpoints_of(m, sv, sp, &n);
     if (lb_update(c->lb, &cfg, eps, n, now_ns, err, sizeof(err)) < 0)
         log_error("cluster %s: endpoints not updated: %s", key, err);
@@ -202,6 +211,13 @@ void cluster_release(struct cluster_set *cs, struct cluster *c)
 {
     if (--c->active == 0 && c->gen == CLUSTER_DROPPED)
         unlink_free(cs, c);
+}
+
+void cluster_set_sweep(struct cluster_set *cs, int64_t now_ns)
+{
+    for (size_t i = 0; cs->buckets && i < cs->nbuckets; i++)
+        for (struct cluster *c = cs->buckets[i]; c; c = c->next)
+            lb_sweep(c->lb, now_ns);
 }
 
 void cluster_set_free(struct cluster_set *cs)

@@ -16,6 +16,7 @@
 
 #include "lb.h"
 #include "prng.h"
+#include "retry.h"
 
 struct config_snapshot;
 
@@ -23,6 +24,16 @@ struct cluster {
     char key[320];        /* "namespace/name:port" */
     struct lb *lb;        /* owned */
     uint32_t connect_attempts; /* extra connects after a connect failure (0 = none) */
+    /* HTTP: the DestinationPolicy's retries, budget, hashing and pool limits (per worker,
+     * as everything here; Envoy's circuit breakers are per cluster across workers). */
+    struct retry_policy retry;
+    struct retry_budget budget;
+    enum model_hash_key hash_key;
+    char hash_name[128];
+    uint32_t max_connections, max_pending, max_requests;
+    uint32_t up_cx;      /* upstream HTTP connections open now */
+    uint32_t pending;    /* requests waiting for a connection */
+    uint32_t rq_active;  /* requests in flight */
     uint32_t active;      /* connections holding the cluster */
     uint64_t gen;         /* the update that last saw it in the configuration */
     struct cluster *next; /* hash chain */
@@ -49,6 +60,8 @@ struct cluster *cluster_find(struct cluster_set *cs, const char *ns, const char 
  * frees it. */
 void cluster_hold(struct cluster *c);
 void cluster_release(struct cluster_set *cs, struct cluster *c);
+/* Outlier detection's clock: un-ejects endpoints whose ejection time is over. */
+void cluster_set_sweep(struct cluster_set *cs, int64_t now_ns);
 /* Frees everything, held or not (the worker is stopping). */
 void cluster_set_free(struct cluster_set *cs);
 

@@ -64,6 +64,13 @@ void config_release(struct config_snapshot *snap)
     }
 }
 
+struct config_snapshot *config_hold(struct config_snapshot *snap)
+{
+    if (snap)
+        atomic_fetch_add(&snap->refs, 1);
+    return snap;
+}
+
 void config_publish(struct config_snapshot *snap)
 {
     struct config_snapshot *old;

@@ -42,6 +42,9 @@ void config_publish(struct config_snapshot *snap);
 /* A new reference to the current snapshot (never NULL after the first publish). */
 struct config_snapshot *config_acquire(void);
 void config_release(struct config_snapshot *snap);
+/* One more reference to a snapshot the caller already holds (a request pinning the
+ * worker's); returns snap (NULL stays NULL). */
+struct config_snapshot *config_hold(struct config_snapshot *snap);
 /* Increments on every publish: a cheap check whether to acquire again. */
 uint64_t config_generation(void);
 /* Releases the current snapshot (at exit, after the workers stopped). */

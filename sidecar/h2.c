@@ -1376,3 +1376,12 @@ size_t h2_stream_unconsumed(const struct h2_conn *c, int32_t stream_id)
     const struct h2_stream *s = stream_find(c, stream_id);
     return s ? s->unconsumed : 0;
 }
+
+int h2_stream_set_user(struct h2_conn *c, int32_t stream_id, void *user)
+{
+    struct h2_stream *s = (struct h2_stream *)stream_find(c, stream_id);
+    if (!s)
+        return -ENOENT;
+    s->user = user;
+    return 0;
+}

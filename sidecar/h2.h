@@ -356,6 +356,9 @@ size_t h2_stream_queued(const struct h2_conn *c, int32_t stream_id);
 /* Bytes delivered by data_cb and not yet consumed (0 for an unknown stream). */
 size_t h2_stream_unconsumed(const struct h2_conn *c, int32_t stream_id);
 
+/* Replaces the stream's user pointer (later callbacks get the new one; NULL is allowed:
+ * the proxy let go of the stream). Returns 0, -ENOENT. */
+int h2_stream_set_user(struct h2_conn *c, int32_t stream_id, void *user);
 /* Sum of h2_stream_queued over the connection's streams. */
 size_t h2_conn_queued(const struct h2_conn *c);
 

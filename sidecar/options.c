@@ -27,6 +27,8 @@ static const char usage[] =
     "  --health-port P              /healthz/ready (15021)\n"
     "  --connect-timeout-ms MS      upstream connect timeout (5000)\n"
     "  --idle-timeout-ms MS         close a connection idle this long, 0 = never (3600000)\n"
+    "  --sniff-timeout-ms MS        wait this long for a client's first bytes before treating\n"
+    "                               a connection as opaque TCP (server-first) (100)\n"
     "  --max-connections N          downstream connections at once (65536)\n"
     "  --drain-seconds S            on SIGTERM, wait this long for connections (5)\n"
     "  --buffer-bytes N             bytes queued per direction before reading pauses (65536)\n"
@@ -58,6 +60,7 @@ enum {
     OPT_HEALTH_PORT,
     OPT_CONNECT_TIMEOUT,
     OPT_IDLE_TIMEOUT,
+    OPT_SNIFF_TIMEOUT,
     OPT_MAX_CX,
     OPT_DRAIN,
     OPT_BUFFER_BYTES,
@@ -82,6 +85,7 @@ static const struct option longopts[] = {
     {"health-port", required_argument, NULL, OPT_HEALTH_PORT},
     {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"sniff-timeout-ms", required_argument, NULL, OPT_SNIFF_TIMEOUT},
     {"max-connections", required_argument, NULL, OPT_MAX_CX},
     {"drain-seconds", required_argument, NULL, OPT_DRAIN},
     {"buffer-bytes", required_argument, NULL, OPT_BUFFER_BYTES},
@@ -124,6 +128,7 @@ static void defaults(struct sidecar_options *o)
     o->health_port = 15021;
     o->connect_timeout_ms = 5000;
     o->idle_timeout_ms = 3600 * 1000; /* Envoy's tcp_proxy default idle timeout: 1 h */
+    o->sniff_timeout_ms = 100;        /* Istio's outbound protocol detection timeout */
     o->max_connections = 65536;
     o->drain_seconds = 5;
     o->buffer_bytes = 64 * 1024;
@@ -196,6 +201,10 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
             break;
         case OPT_IDLE_TIMEOUT:
             if (parse_uint(optarg, 0, 86400000, &o->idle_timeout_ms) < 0)
+                goto bad_value;
+            break;
+        case OPT_SNIFF_TIMEOUT:
+            if (parse_uint(optarg, 1, 60000, &o->sniff_timeout_ms) < 0)
                 goto bad_value;
             break;
         case OPT_MAX_CX:

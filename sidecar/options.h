@@ -20,6 +20,7 @@ struct sidecar_options {
     unsigned short health_port;   /* 15021 */
     unsigned connect_timeout_ms;
     unsigned idle_timeout_ms;     /* 0 = none */
+    unsigned sniff_timeout_ms;    /* first bytes awaited before a connection is opaque TCP */
     unsigned max_connections;     /* downstream connections, both directions */
     unsigned drain_seconds;
     unsigned buffer_bytes;        /* queued bytes per direction before reading pauses */

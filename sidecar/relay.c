@@ -20,30 +20,34 @@
 #include "addr.h"
 #include "cluster.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "origdst.h"
 #include "router.h"
+#include "sniff.h"
 #include "worker.h"
 
 enum relay_state {
+    RELAY_SNIFF,      /* reading the client's first bytes to tell HTTP from opaque TCP */
+    RELAY_HANDOVER,   /* HTTP: waiting for the recv to end, then the HTTP layer takes it */
     RELAY_CONNECTING, /* upstream connect in flight; downstream bytes are queued */
     RELAY_OPEN,       /* relaying both ways */
     RELAY_CLOSING,    /* ops cancelled; freed when the last one completes */
 };
 
 struct relay_side {
-    struct relay *r;             /* borrowed: owner */
-    int fd;                      /* owned */
+    struct relay *r; /* borrowed: owner */
+    int fd;          /* owned */
     struct loop_op recv_op;
     struct loop_op send_op;
-    struct loop_op err_op;       /* while reads are paused: notices a reset */
-    struct loop_buf *q_head;     /* owned: received on the other side, to send here */
+    struct loop_op err_op;   /* while reads are paused: notices a reset */
+    struct loop_buf *q_head; /* owned: received on the other side, to send here */
     struct loop_buf *q_tail;
-    uint32_t q_len;              /* bytes in the queue */
-    bool eof_in;                 /* this side sent us FIN */
-    bool shut_out;               /* we sent FIN on this side */
-    bool recv_paused;            /* the other side's queue is full */
-    bool starved;                /* on the worker's starved list (pool was empty) */
+    uint32_t q_len;   /* bytes in the queue */
+    bool eof_in;      /* this side sent us FIN */
+    bool shut_out;    /* we sent FIN on this side */
+    bool recv_paused; /* the other side's queue is full */
+    bool starved;     /* on the worker's starved list (pool was empty) */
     struct relay_side *starved_next;
 };
 
@@ -56,17 +60,24 @@ struct relay {
     struct loop_op connect_op;
     struct sockaddr_storage dst; /* must outlive the connect op */
     socklen_t dst_len;
- struct cluster *cluster;    /* held: the Service port's cluster when dst was a VIP */
-    struct lb_host *host;       /* the endpoint picked (lb_request_start), or NULL */
-    uint32_t connects_left;     /* connect retries the cluster's policy still allows */
+    struct cluster *cluster; /* held: the Service port's cluster when dst was a VIP */
+    struct lb_host *host;    /* the endpoint picked (lb_request_start), or NULL */
+    uint32_t connects_left;  /* connect retries the cluster's policy still allows */
+    bool has_origdst;        /* dst came from SO_ORIGINAL_DST (not --static-dst) */
     uint64_t last_active_ms;
-    int busy;                  /* callbacks of this relay running now: no free until 0 */
-    struct relay *prev, *next; /* the worker's list */
+    struct loop_timer sniff_timer; /* RELAY_SNIFF: server-first protocols give up waiting */
+    bool handed_over;              /* the HTTP layer owns the client socket and its count */
+    int busy;                      /* callbacks of this relay running now: no free until 0 */
+    struct relay *prev, *next;     /* the worker's list */
 };
 
 static const char *relay_state_str(enum relay_state s)
 {
     switch (s) {
+    case RELAY_SNIFF:
+        return "sniffing";
+    case RELAY_HANDOVER:
+        return "handing over";
     case RELAY_CONNECTING:
         return "connecting";
     case RELAY_OPEN:
@@ -84,6 +95,9 @@ static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf
 static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static int upstream_socket(struct relay *r);
+static void sniff_check(struct relay *r);
+static void handover(struct relay *r);
+static void relay_go(struct relay *r);
 static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
                        bool more);
 
@@ -161,6 +175,7 @@ static void relay_maybe_free(struct relay *r)
     if (r->state != RELAY_CLOSING || r->busy || r->connect_op.armed || side_busy(&r->side[0]) ||
         side_busy(&r->side[1]))
         return;
+    loop_timer_cancel(w->loop, &r->sniff_timer);
     for (int i = 0; i < 2; i++) {
         struct relay_side *s = &r->side[i];
         unstarve_remove(s);
@@ -179,8 +194,10 @@ static void relay_maybe_free(struct relay *r)
     if (r->next)
         r->next->prev = r->prev;
     relay_unpick(r);
-    STATS_INC(cx_stat(r, STATS_CX_CLOSED));
-    atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
+    if (!r->handed_over) {
+        STATS_INC(cx_stat(r, STATS_CX_CLOSED));
+        atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
+    }
     free(r);
 }
 
@@ -190,9 +207,10 @@ static void relay_close(struct relay *r, bool reset, const char *why)
 {
     if (r->state == RELAY_CLOSING)
         return;
-    log_debug("relay %lu (%s, %s): closing%s: %s", (unsigned long)r->id,
-              stats_dir_name(r->dir), relay_state_str(r->state), reset ? " with reset" : "", why);
+    log_debug("relay %lu (%s, %s): closing%s: %s", (unsigned long)r->id, stats_dir_name(r->dir),
+              relay_state_str(r->state), reset ? " with reset" : "", why);
     r->state = RELAY_CLOSING;
+    loop_timer_cancel(r->w->loop, &r->sniff_timer);
     if (reset) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         for (int i = 0; i < 2; i++)
@@ -213,15 +231,16 @@ static void relay_close(struct relay *r, bool reset, const char *why)
 static void watch_err(struct relay_side *s)
 {
     struct relay *r = s->r;
-    if (r->state != RELAY_CLOSING && !s->err_op.armed && loop_poll_err(r->w->loop, &s->err_op, s->fd) < 0)
+    if (r->state != RELAY_CLOSING && !s->err_op.armed &&
+        loop_poll_err(r->w->loop, &s->err_op, s->fd) < 0)
         relay_close(r, true, "cannot watch a paused side");
 }
 
 static void arm_recv(struct relay_side *s)
 {
     struct relay *r = s->r;
-    if (r->state == RELAY_CLOSING || s->recv_op.armed || s->eof_in || s->recv_paused ||
-        s->starved)
+    if (r->state == RELAY_CLOSING || r->state == RELAY_HANDOVER || s->recv_op.armed || s->eof_in ||
+        s->recv_paused || s->starved)
         return;
     /* Never let the kernel hand this side more than the other side may queue. */
     uint32_t limit = r->w->sc->opts.buffer_bytes, queued = other(s)->q_len;
@@ -237,8 +256,7 @@ static void arm_recv(struct relay_side *s)
 static void maybe_shutdown(struct relay_side *s)
 {
     struct relay *r = s->r;
-    if (s->shut_out || s->q_head || s->send_op.armed || !other(s)->eof_in ||
-        r->state != RELAY_OPEN)
+    if (s->shut_out || s->q_head || s->send_op.armed || !other(s)->eof_in || r->state != RELAY_OPEN)
         return;
     s->shut_out = true;
     shutdown(s->fd, SHUT_WR);
@@ -285,7 +303,10 @@ static void recv_done(struct loop *l, struct loop_op *op, int res, struct loop_b
                 o->q_tail = buf;
             }
             kick_send(o);
-            if (o->q_len >= r->w->sc->opts.buffer_bytes && !s->recv_paused) {
+            if (r->state == RELAY_SNIFF)
+                sniff_check(r);
+            if (o->q_len >= r->w->sc->opts.buffer_bytes && !s->recv_paused &&
+                r->state != RELAY_HANDOVER && r->state != RELAY_CLOSING) {
                 s->recv_paused = true; /* backpressure */
                 loop_cancel(l, &s->recv_op);
                 watch_err(s);
@@ -298,8 +319,17 @@ static void recv_done(struct loop *l, struct loop_op *op, int res, struct loop_b
         relay_maybe_free(r);
         return;
     }
+    if (r->state == RELAY_HANDOVER) {
+        handover(r);
+        return;
+    }
     if (res == 0) {
         s->eof_in = true;
+        if (r->state == RELAY_SNIFF) { /* the client said all it will say: relay it */
+            STATS_INC(cx_stat(r, STATS_CX_TCP));
+            relay_go(r);
+            return;
+        }
         maybe_shutdown(o);
         return;
     }
@@ -390,11 +420,9 @@ static void connect_done(struct loop *l, struct loop_op *op, int res, struct loo
     }
     int64_t now_ns = (int64_t)loop_now_ms(l) * 1000000;
     if (res < 0) {
-        STATS_INC(cx_stat(r, res == -ETIMEDOUT ? STATS_CX_CONNECT_TIMEOUT
-                                               : STATS_CX_CONNECT_FAIL));
-        log_debug("relay %lu (%s): connect to %s: %s", (unsigned long)r->id,
-                  stats_dir_name(r->dir), addr_format((struct sockaddr *)&r->dst, a),
-                  strerror(-res));
+        STATS_INC(cx_stat(r, res == -ETIMEDOUT ? STATS_CX_CONNECT_TIMEOUT : STATS_CX_CONNECT_FAIL));
+        log_debug("relay %lu (%s): connect to %s: %s", (unsigned long)r->id, stats_dir_name(r->dir),
+                  addr_format((struct sockaddr *)&r->dst, a), strerror(-res));
         if (r->host) {
             /* A Service endpoint: tell outlier detection, then try another endpoint
              * while the policy allows (the client has only seen its connect succeed). */
@@ -442,8 +470,7 @@ static const struct router_port *vip_lookup(const struct router_table *t,
  * a reset) only marks the relay closing, and the free happens here, after the callback
  * stopped touching it. */
 #define RELAY_CALLBACK(name, done, relay_of)                                                       \
-    static void name(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,            \
-                     bool more)                                                                    \
+    static void name(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more) \
     {                                                                                              \
         struct relay *r = relay_of;                                                                \
         r->busy++;                                                                                 \
@@ -491,12 +518,124 @@ static int upstream_socket(struct relay *r)
     return fd;
 }
 
+/* Starts the upstream side: an endpoint of the Service when the destination is a VIP
+ * (as kube-proxy would pick one), else the original destination; then the connect. */
+static void relay_go(struct relay *r)
+{
+    struct worker *w = r->w;
+    enum stats_dir dir = r->dir;
+    char a[ADDR_STRLEN];
+
+    r->state = RELAY_CONNECTING;
+    loop_timer_cancel(w->loop, &r->sniff_timer);
+    /* DESIGN.md: a miss in the VIP table is passthrough */
+    if (dir == STATS_OUTBOUND && !r->handed_over && r->has_origdst && w->snap && w->snap->router) {
+        const struct router_port *rp = vip_lookup(w->snap->router, &r->dst);
+        struct cluster *c = rp ? cluster_find(&w->clusters, rp->service->svc->meta.ns,
+                                              rp->service->svc->meta.name, rp->port->port)
+                               : NULL;
+        if (c) {
+            STATS_INC(&w->stats.cx[dir][STATS_CX_SERVICE]);
+            r->cluster = c;
+            cluster_hold(c);
+            r->connects_left = c->connect_attempts;
+            if (relay_pick(r, NULL) < 0) {
+                STATS_INC(&w->stats.cx[dir][STATS_CX_NO_HEALTHY]);
+                log_debug("outbound connection to %s (%s): no healthy upstream",
+                          addr_format((struct sockaddr *)&r->dst, a), c->key);
+                /* the client is told at once that nothing is there, as a refused connect */
+                relay_close(r, true, "no healthy upstream");
+                return;
+            }
+        }
+    }
+    r->side[RELAY_UP].fd = upstream_socket(r);
+    if (r->side[RELAY_UP].fd < 0) {
+        STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
+        log_warn("%s connection to %s: upstream socket: %s", stats_dir_name(dir),
+                 addr_format((struct sockaddr *)&r->dst, a), strerror(-r->side[RELAY_UP].fd));
+        relay_close(r, true, "no upstream socket");
+        return;
+    }
+    log_trace("relay %lu (%s): to %s", (unsigned long)r->id, stats_dir_name(dir),
+              addr_format((struct sockaddr *)&r->dst, a));
+    if (loop_connect(w->loop, &r->connect_op, r->side[RELAY_UP].fd, (struct sockaddr *)&r->dst,
+                     r->dst_len, w->sc->opts.connect_timeout_ms) < 0) {
+        STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
+        relay_close(r, true, "cannot start connect");
+        return;
+    }
+    /* Read the client while connecting: its first bytes are queued for upstream. */
+    arm_recv(&r->side[RELAY_DOWN]);
+}
+
+static void sniff_timeout(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct relay *r = t->owner;
+    if (r->state != RELAY_SNIFF)
+        return;
+    STATS_INC(cx_stat(r, STATS_CX_TCP));
+    relay_go(r);
+}
+
+/* The client's first bytes (queued for upstream) decide: HTTP goes to the HTTP layer
+ * once the recv has ended; anything else is relayed as TCP. */
+static void sniff_check(struct relay *r)
+{
+    struct relay_side *up = &r->side[RELAY_UP];
+    char tmp[SNIFF_MAX_BYTES];
+    size_t n = 0;
+    for (struct loop_buf *b = up->q_head; b && n < sizeof(tmp); b = b->next) {
+        size_t k = b->len - b->off < sizeof(tmp) - n ? b->len - b->off : sizeof(tmp) - n;
+        memcpy(tmp + n, b->data + b->off, k);
+        n += k;
+    }
+    enum sniff_result res = sniff_detect(tmp, n);
+    if (res == SNIFF_NEED_MORE && n < SNIFF_MAX_BYTES)
+        return;
+    if (res == SNIFF_HTTP1 || res == SNIFF_HTTP2) {
+        r->state = RELAY_HANDOVER;
+        loop_cancel(r->w->loop, &r->side[RELAY_DOWN].recv_op);
+        return;
+    }
+    STATS_INC(cx_stat(r, STATS_CX_TCP));
+    relay_go(r);
+}
+
+/* The recv has ended: the client socket and the bytes read go to the HTTP layer. */
+static void handover(struct relay *r)
+{
+    struct worker *w = r->w;
+    struct relay_side *down = &r->side[RELAY_DOWN], *up = &r->side[RELAY_UP];
+    char *bytes = malloc(up->q_len ? up->q_len : 1);
+    size_t n = 0;
+    if (!bytes) {
+        relay_close(r, true, "out of memory for the handover");
+        return;
+    }
+    while (up->q_head) {
+        struct loop_buf *b = up->q_head;
+        up->q_head = b->next;
+        memcpy(bytes + n, b->data + b->off, b->len - b->off);
+        n += b->len - b->off;
+        loop_buf_put(w->loop, b);
+    }
+    up->q_tail = NULL;
+    up->q_len = 0;
+    int fd = down->fd;
+    down->fd = -1;
+    r->handed_over = true;
+    relay_close(r, false, "handed to the HTTP layer");
+    http_adopt(w, r->dir, fd, &r->dst, r->dst_len, bytes, n);
+    free(bytes);
+}
+
 void relay_start(struct worker *w, enum stats_dir dir, int fd)
 {
     struct sidecar *sc = w->sc;
     struct relay *r;
     int one = 1, e;
-    char a[ADDR_STRLEN];
 
     STATS_INC(&w->stats.cx[dir][STATS_CX_TOTAL]);
     if (atomic_fetch_add_explicit(&sc->active_cx, 1, memory_order_relaxed) >=
@@ -522,39 +661,33 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
         STATS_INC(&w->stats.cx[dir][STATS_CX_NO_ORIGINAL_DST]);
         log_debug("%s connection: no original destination (%s): closed", stats_dir_name(dir),
                   strerror(-e));
-        goto fail_relay;
+        free(r);
+        goto fail_fd;
     }
-    /* An outbound connection to a Service VIP goes to one of the Service's endpoints, as
-     * kube-proxy would send it (DESIGN.md: a miss in the VIP table is passthrough). */
-    if (dir == STATS_OUTBOUND && e == 0 && w->snap && w->snap->router) {
-        const struct router_port *rp = vip_lookup(w->snap->router, &r->dst);
-        struct cluster *c = rp ? cluster_find(&w->clusters, rp->service->svc->meta.ns,
-                                              rp->service->svc->meta.name, rp->port->port)
-                               : NULL;
-        if (c) {
-            STATS_INC(&w->stats.cx[dir][STATS_CX_SERVICE]);
-            r->cluster = c;
-            cluster_hold(c);
-            r->connects_left = c->connect_attempts;
-            if (relay_pick(r, NULL) < 0) {
-                STATS_INC(&w->stats.cx[dir][STATS_CX_NO_HEALTHY]);
-                log_debug("outbound connection to %s (%s): no healthy upstream",
-                          addr_format((struct sockaddr *)&r->dst, a), c->key);
-                relay_unpick(r);
-                goto fail_relay_reset;
-            }
-        }
-    }
+    r->has_origdst = e == 0;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    r->side[RELAY_DOWN].fd = fd;
-    r->side[RELAY_UP].fd = upstream_socket(r);
-    if (r->side[RELAY_UP].fd < 0) {
-        STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
-        log_warn("%s connection to %s: upstream socket: %s", stats_dir_name(dir),
-                 addr_format((struct sockaddr *)&r->dst, a), strerror(-r->side[RELAY_UP].fd));
-        relay_unpick(r);
-        goto fail_relay;
+
+    /* What the connection speaks: the Service port's appProtocol when the configuration
+     * names one, else the client's first bytes. Outbound, only Service VIPs are looked at
+     * (anything else is passthrough TCP); inbound, the local endpoint's port. */
+    enum http_app_proto app = HTTP_APP_TCP;
+    if (r->has_origdst && dir == STATS_OUTBOUND && w->snap && w->snap->router) {
+        const struct router_port *rp = vip_lookup(w->snap->router, &r->dst);
+        if (rp)
+            app = http_app_proto(rp->port->app_protocol);
+    } else if (r->has_origdst && dir == STATS_INBOUND) {
+        app = http_local_app_proto(w->snap, &r->dst);
     }
+    if (app == HTTP_APP_HTTP1 || app == HTTP_APP_HTTP2) {
+        struct sockaddr_storage dst = r->dst;
+        socklen_t dlen = r->dst_len;
+        free(r);
+        http_adopt(w, dir, fd, &dst, dlen, NULL, 0);
+        return;
+    }
+
+    r->side[RELAY_DOWN].fd = fd;
+    r->side[RELAY_UP].fd = -1;
     for (int i = 0; i < 2; i++) {
         struct relay_side *s = &r->side[i];
         s->r = r;
@@ -563,31 +696,21 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
         loop_op_init(&s->err_op, on_err, s);
     }
     loop_op_init(&r->connect_op, on_connect, r);
-    r->state = RELAY_CONNECTING;
+    loop_timer_init(&r->sniff_timer, sniff_timeout, r);
     r->last_active_ms = loop_now_ms(w->loop);
     r->next = w->relays;
     if (w->relays)
         w->relays->prev = r;
     w->relays = r;
-    log_trace("relay %lu (%s): to %s", (unsigned long)r->id, stats_dir_name(dir),
-              addr_format((struct sockaddr *)&r->dst, a));
-    if (loop_connect(w->loop, &r->connect_op, r->side[RELAY_UP].fd, (struct sockaddr *)&r->dst,
-                     r->dst_len, sc->opts.connect_timeout_ms) < 0) {
-        STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
-        relay_close(r, true, "cannot start connect");
+    if (app == HTTP_APP_UNKNOWN) {
+        r->state = RELAY_SNIFF;
+        loop_timer_set(w->loop, &r->sniff_timer, loop_now_ms(w->loop) + sc->opts.sniff_timeout_ms);
+        arm_recv(&r->side[RELAY_DOWN]);
         return;
     }
-    /* Read the client while connecting: its first bytes are queued for upstream. */
-    arm_recv(&r->side[RELAY_DOWN]);
+    relay_go(r);
     return;
 
-fail_relay_reset: {
-    /* The client is told at once that nothing is there, as a refused connect would. */
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-fail_relay:
-    free(r);
 fail_fd:
     atomic_fetch_sub_explicit(&sc->active_cx, 1, memory_order_relaxed);
     STATS_INC(&w->stats.cx[dir][STATS_CX_CLOSED]);

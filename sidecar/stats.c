@@ -9,6 +9,13 @@ static const char *const cx_names[STATS_CX_COUNT] = {
     "cx_connect_timeout", "cx_idle_timeout", "cx_reset",       "cx_no_original_dst",
     "cx_alloc_fail",    "cx_service",   "cx_no_healthy_upstream", "cx_connect_retry",
     "bytes_rx",         "bytes_tx",
+    "cx_http1",         "cx_http2",     "cx_tcp",              "upstream_cx_http",
+    "h2_conn_error",    "rq_total",     "rq_1xx",              "rq_2xx",
+    "rq_3xx",           "rq_4xx",       "rq_5xx",              "rq_retry",
+    "rq_retry_budget_exhausted",        "rq_timeout",          "rq_reset",
+    "rq_flag_NR",       "rq_flag_UH",   "rq_flag_UF",          "rq_flag_UO",
+    "rq_flag_UT",       "rq_flag_URX",  "rq_flag_UC",          "rq_flag_UR",
+    "rq_flag_DC",       "rq_flag_DPE",  "rq_flag_NC",
 };
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",

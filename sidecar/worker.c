@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "http.h"
 #include "relay.h"
 
 #define WORKER_TICK_MS        100
@@ -73,6 +74,7 @@ static void worker_drain(struct worker *w)
     if (w->draining)
         return;
     w->draining = true;
+    http_drain(w);
     for (int i = 0; i < w->nlisteners; i++) {
         struct listener *ls = &w->listeners[i];
         if (ls->accept_op.armed)
@@ -135,6 +137,8 @@ static void on_tick(struct loop *l, void *arg)
     if (now >= w->next_sweep_ms || w->starved) {
         w->next_sweep_ms = now + WORKER_SWEEP_MS;
         relay_sweep(w, now);
+        http_sweep(w, now);
+        cluster_set_sweep(&w->clusters, (int64_t)now * 1000000);
     }
 }
 
@@ -313,6 +317,7 @@ void worker_free(struct worker *w)
     if (w->thread)
         pthread_join(w->thread, NULL);
     relay_free_all(w);
+    http_free_all(w);
     cluster_set_free(&w->clusters);
     config_release(w->snap);
     for (int i = 0; i < w->nlisteners; i++)

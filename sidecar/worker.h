@@ -65,6 +65,7 @@ struct worker {
     uint64_t snap_gen;            /* config_generation() when snap was acquired */
     atomic_uint_fast64_t snap_version; /* snap->version, for the admin thread to read */
     struct cluster_set clusters;  /* per Service port of snap: load balancers */
+    struct http_worker *http;     /* owned: the HTTP proxy's connections and streams */
 };
 
 /* Creates worker id: its loop (backend per sc->opts.io) and its listeners. NULL with err

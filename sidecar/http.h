@@ -1,0 +1,59 @@
+/*
+ * http.h - the sidecar's HTTP proxy: downstream connections whose first bytes (or whose
+ * Service port's appProtocol) say HTTP, their requests routed, balanced, retried and
+ * timed out, and the upstream connection pools they travel on.
+ *
+ * Outbound (app -> Service VIP): the client may speak HTTP/1.1 or HTTP/2 (prior
+ * knowledge); each request is routed by the Service's HTTPRoutes, an endpoint picked by
+ * the backend cluster's load balancer, and the request sent on a pooled, multiplexed
+ * HTTP/2 connection to the endpoint's address, which the peer pod's rules deliver to its
+ * sidecar's inbound port. Inbound (peer sidecar or any client -> this pod): each request
+ * goes to the app at the original destination, from 127.0.0.6, over a local keep-alive
+ * pool, in the app's protocol: HTTP/2 prior knowledge when the Service port's
+ * appProtocol says so (h2c, http2, grpc, kubernetes.io/h2c), else HTTP/1.1.
+ *
+ * Runs on one worker thread; every object belongs to the worker that accepted the
+ * connection it serves.
+ */
+#ifndef RINGMESH_HTTP_H
+#define RINGMESH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "stats.h"
+
+struct worker;
+struct config_snapshot;
+
+/* How a Service port's appProtocol asks the sidecar to treat it. */
+enum http_app_proto {
+    HTTP_APP_UNKNOWN, /* unset: sniff */
+    HTTP_APP_HTTP1,   /* http */
+    HTTP_APP_HTTP2,   /* h2c, http2, grpc, grpc-web? no: kubernetes.io/h2c */
+    HTTP_APP_TCP,     /* tcp or anything else named: opaque bytes */
+};
+enum http_app_proto http_app_proto(const char *app_protocol);
+
+/* The appProtocol of the local endpoint ip:port (the inbound original destination): the
+ * Service port whose EndpointSlices list that address and port. UNKNOWN when none does. */
+enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
+                                         const struct sockaddr_storage *dst);
+
+/* Takes over an accepted connection decided to be HTTP: fd, its original destination,
+ * and bytes already read from it (sniffing). On failure fd is closed. The caller's
+ * count in sc->active_cx passes to the HTTP connection. */
+void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct sockaddr_storage *dst,
+                socklen_t dst_len, const char *early, size_t early_len);
+/* Periodic (each tick): idle timeouts, pool reaping, outlier sweeps. */
+void http_sweep(struct worker *w, uint64_t now_ms);
+/* The worker is draining: HTTP/2 connections get GOAWAY, HTTP/1.1 ones close after
+ * their current response. */
+void http_drain(struct worker *w);
+/* Frees everything at once, without waiting for ops: only after the loop stopped. */
+void http_free_all(struct worker *w);
+/* Connections the HTTP layer holds (downstream), for drain accounting. */
+size_t http_active(const struct worker *w);
+
+#endif

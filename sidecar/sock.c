@@ -1,0 +1,299 @@
+/*
+ * sock.c - see sock.h.
+ */
+#include "sock.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SOCK_STARVED_RETRY_MS 5
+
+static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
+static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
+static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
+                       bool more);
+static void on_timer(struct loop *l, struct loop_timer *t);
+
+void sock_init(struct sock *s, struct loop *l, int fd, const struct sock_ops *ops, void *owner)
+{
+    memset(s, 0, sizeof(*s));
+    s->ops = ops;
+    s->owner = owner;
+    s->loop = l;
+    s->fd = fd;
+    loop_op_init(&s->recv_op, on_recv, s);
+    loop_op_init(&s->send_op, on_send, s);
+    loop_op_init(&s->connect_op, on_connect, s);
+    loop_timer_init(&s->timer, on_timer, s);
+    s->last_active_ms = loop_now_ms(l);
+}
+
+static bool sock_idle(const struct sock *s)
+{
+    return !s->recv_op.armed && !s->send_op.armed && !s->connect_op.armed && !s->busy;
+}
+
+/* After every callback: a closing sock that went idle reports `closed` from the timer,
+ * so the owner is never freed under a caller still running. */
+static void after(struct sock *s)
+{
+    if (s->closing && !s->closed_done && sock_idle(s) && !loop_timer_armed(&s->timer))
+        loop_timer_set(s->loop, &s->timer, 0);
+}
+
+static bool grow(char **p, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t nc = *cap ? *cap : 4096;
+    while (nc < need)
+        nc *= 2;
+    char *q = realloc(*p, nc);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = nc;
+    return true;
+}
+
+static void arm_recv(struct sock *s)
+{
+    if (s->closing || !s->read_on || s->read_paused || s->eof_in || s->err || s->recv_op.armed ||
+        loop_timer_armed(&s->timer))
+        return;
+    size_t have = sock_in_len(s);
+    uint32_t room = have < SOCK_READ_CHUNK ? (uint32_t)(SOCK_READ_CHUNK - have) : 4096;
+    if (loop_recv(s->loop, &s->recv_op, s->fd, room) < 0) {
+        s->err = -EIO; /* reported from the timer, never inside the owner's call */
+        loop_timer_set(s->loop, &s->timer, 0);
+    }
+}
+
+int sock_read_start(struct sock *s)
+{
+    s->read_on = true;
+    arm_recv(s);
+    return s->err;
+}
+
+void sock_pause_read(struct sock *s, bool pause)
+{
+    if (pause == s->read_paused)
+        return;
+    s->read_paused = pause;
+    if (pause)
+        loop_cancel(s->loop, &s->recv_op);
+    else
+        arm_recv(s);
+}
+
+static void recv_done(struct sock *s, int res, struct loop_buf *buf, bool more)
+{
+    bool news = false;
+    if (buf) {
+        if (!s->closing) {
+            if (s->in_off && s->in_off == s->in_len)
+                s->in_off = s->in_len = 0;
+            if (s->in_off > s->in_cap / 2) { /* slide the rest to the front */
+                memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
+                s->in_len -= s->in_off;
+                s->in_off = 0;
+            }
+            if (grow(&s->in, &s->in_cap, s->in_len + buf->len)) {
+                memcpy(s->in + s->in_len, buf->data, buf->len);
+                s->in_len += buf->len;
+                s->bytes_in += buf->len;
+                s->last_active_ms = loop_now_ms(s->loop);
+                news = true;
+            } else {
+                s->err = -ENOMEM;
+            }
+        }
+        loop_buf_put(s->loop, buf);
+    }
+    if (!more && !s->closing) {
+        if (res == 0) {
+            s->eof_in = true;
+            news = true;
+        } else if (res == -ENOBUFS) {
+            loop_timer_set(s->loop, &s->timer, loop_now_ms(s->loop) + SOCK_STARVED_RETRY_MS);
+        } else if (res < 0 && res != -ECANCELED) {
+            if (!s->err)
+                s->err = res;
+            news = true;
+        }
+    }
+    if (news && !s->closing)
+        s->ops->readable(s);
+    if (!more)
+        arm_recv(s);
+}
+
+static void kick_send(struct sock *s)
+{
+    if (s->closing || s->send_op.armed || s->fd < 0 || s->connect_op.armed)
+        return;
+    if (s->fly_off == s->fly_len && s->out_len) { /* swap the buffers */
+        char *t = s->fly;
+        size_t tc = s->fly_cap;
+        s->fly = s->out;
+        s->fly_cap = s->out_cap;
+        s->fly_len = s->out_len;
+        s->fly_off = 0;
+        s->out = t;
+        s->out_cap = tc;
+        s->out_len = 0;
+    }
+    if (s->fly_off < s->fly_len) {
+        size_t n = s->fly_len - s->fly_off;
+        if (n > (1u << 30))
+            n = 1u << 30;
+        if (loop_send(s->loop, &s->send_op, s->fd, s->fly + s->fly_off, (uint32_t)n) < 0) {
+            s->err = -EIO;
+            loop_timer_set(s->loop, &s->timer, 0);
+        }
+        return;
+    }
+    if (s->want_shut && !s->shut_out) {
+        s->shut_out = true;
+        shutdown(s->fd, SHUT_WR);
+    }
+}
+
+static void send_done(struct sock *s, int res)
+{
+    if (s->closing)
+        return;
+    if (res < 0) {
+        if (res != -ECANCELED && !s->err) {
+            s->err = res;
+            s->ops->readable(s);
+        }
+        return;
+    }
+    s->fly_off += (size_t)res;
+    s->bytes_out += (size_t)res;
+    s->last_active_ms = loop_now_ms(s->loop);
+    kick_send(s);
+    if (!s->closing && sock_queued(s) < SOCK_LOW_MARK)
+        s->ops->writable(s);
+}
+
+#define SOCK_CALLBACK(name, body)                                                                  \
+    static void name(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more) \
+    {                                                                                              \
+        (void)l;                                                                                   \
+        struct sock *s = op->owner;                                                                \
+        s->busy++;                                                                                 \
+        body;                                                                                      \
+        s->busy--;                                                                                 \
+        after(s);                                                                                  \
+    }
+SOCK_CALLBACK(on_recv, recv_done(s, res, buf, more))
+SOCK_CALLBACK(on_send, (void)buf; (void)more; send_done(s, res))
+SOCK_CALLBACK(
+    on_connect, (void)buf; (void)more; if (!s->closing) {
+        s->ops->connected(s, res);
+        if (!s->closing && res == 0)
+            kick_send(s);
+    })
+
+static void on_timer(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct sock *s = t->owner;
+    if (s->closing) {
+        if (sock_idle(s) && !s->closed_done) {
+            s->closed_done = true;
+            if (s->fd >= 0)
+                loop_close_fd(s->loop, s->fd);
+            s->fd = -1;
+            free(s->in);
+            free(s->out);
+            free(s->fly);
+            s->in = s->out = s->fly = NULL;
+            s->ops->closed(s); /* may free s */
+        }
+        return;
+    }
+    s->busy++;
+    if (s->err)
+        s->ops->readable(s); /* an op that could not start */
+    else
+        arm_recv(s); /* a starved recv tries again */
+    s->busy--;
+    after(s);
+}
+
+int sock_connect(struct sock *s, const struct sockaddr *sa, socklen_t len, uint32_t timeout_ms)
+{
+    memcpy(&s->peer, sa, len);
+    s->peer_len = len;
+    return loop_connect(s->loop, &s->connect_op, s->fd, (struct sockaddr *)&s->peer, len,
+                        timeout_ms);
+}
+
+int sock_push_input(struct sock *s, const char *p, size_t len)
+{
+    if (!grow(&s->in, &s->in_cap, s->in_len + len))
+        return -ENOMEM;
+    memcpy(s->in + s->in_len, p, len);
+    s->in_len += len;
+    s->bytes_in += len;
+    return 0;
+}
+
+void sock_consume(struct sock *s, size_t n)
+{
+    s->in_off += n;
+    if (s->in_off >= s->in_len)
+        s->in_off = s->in_len = 0;
+}
+
+char *sock_reserve(struct sock *s, size_t n)
+{
+    if (!grow(&s->out, &s->out_cap, s->out_len + n))
+        return NULL;
+    return s->out + s->out_len;
+}
+
+void sock_commit(struct sock *s, size_t n)
+{
+    s->out_len += n;
+    if (n)
+        kick_send(s);
+}
+
+int sock_write(struct sock *s, const void *p, size_t len)
+{
+    char *d = sock_reserve(s, len);
+    if (!d)
+        return -ENOMEM;
+    memcpy(d, p, len);
+    sock_commit(s, len);
+    return 0;
+}
+
+void sock_shutdown(struct sock *s)
+{
+    s->want_shut = true;
+    kick_send(s);
+}
+
+void sock_close(struct sock *s, bool reset)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    if (reset && s->fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    loop_timer_cancel(s->loop, &s->timer);
+    loop_cancel(s->loop, &s->recv_op);
+    loop_cancel(s->loop, &s->send_op);
+    loop_cancel(s->loop, &s->connect_op);
+    after(s);
+}
