@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh - the L4 benchmark (make bench; by hand, as root; never a test).
 #
+# bench/run.sh [all|l4|http]: all (the default, what make bench runs) is this L4 benchmark and
+# then the HTTP one (bench/http_run.sh), each with pods of its own; l4 or http runs just one.
+#
 # Two netns pods, a (client) and b (server), on the tests/mesh bridge. In one run, with the
 # measurements interleaved so that drift on the machine hits every configuration alike:
 #   direct  no iptables, no sidecar: a's client -> b's tcpbench server
@@ -40,6 +43,12 @@ PORT=9000
 DATE=$(date +%F)
 
 die() { echo "bench: $*" >&2; exit 1; }
+case ${1:-all} in
+all) "$HERE/run.sh" l4; rc=$?; "$HERE/http_run.sh" || rc=$?; exit $rc ;;
+http) exec "$HERE/http_run.sh" ;;
+l4) ;;
+*) die "usage: bench/run.sh [all|l4|http]" ;;
+esac
 [ "$(id -u)" = 0 ] || die "needs root (netns pods, iptables): sudo make bench"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (pods a and b are pinned to CPUs $CPU_A and $CPU_B)"
 for b in "$RINGMESH_BIN/ringmesh-sidecar" "$RINGMESH_BIN/ringmesh-init" "$TCPBENCH"; do
