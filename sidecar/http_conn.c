@@ -662,7 +662,8 @@ static void hc_process(struct hconn *c)
             sock_consume(s, (size_t)n);
         }
         if (s->eof_in || s->err) {
-            hc_close(c, s->err != 0, "peer closed the HTTP/2 connection");
+            hc_close(c, s->err != 0,
+                     s->err ? strerror(-s->err) : "peer closed the HTTP/2 connection");
             return;
         }
         h2_flush(c);

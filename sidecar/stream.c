@@ -97,6 +97,8 @@ void stream_head_reset(struct stream_head *h, enum stream_kind kind)
     h->method = h->scheme = h->authority = h->path = NULL;
     h->method_len = h->scheme_len = h->authority_len = h->path_len = 0;
     h->status = 0;
+    h->upgrade = NULL;
+    h->upgrade_len = 0;
     h->fields.n = 0;
     h->content_length = 0;
     h->flags = 0;
@@ -426,8 +428,11 @@ int stream_from_h1_request(struct stream_head *h, const struct h1_request *req,
         return rc;
     if (req->msg.flags & H1_F_EXPECT_CONTINUE)
         h->flags |= STREAM_F_EXPECT_CONTINUE;
-    if (req->msg.flags & H1_F_UPGRADE)
+    if ((req->msg.flags & H1_F_UPGRADE) && req->msg.upgrade) {
         h->flags |= STREAM_F_UPGRADE;
+        h->upgrade = stream_head_strdup(h, req->msg.upgrade, req->msg.upgrade_len);
+        h->upgrade_len = h->upgrade ? req->msg.upgrade_len : 0;
+    }
     return from_h1_fields(h, &req->msg, true);
 }
 
@@ -435,6 +440,11 @@ int stream_from_h1_response(struct stream_head *h, const struct h1_response *res
 {
     stream_head_reset(h, STREAM_RESPONSE);
     h->status = resp->status;
+    if (resp->status == 101 && resp->msg.upgrade) { /* the switch the proxy passes on */
+        h->flags |= STREAM_F_UPGRADE;
+        h->upgrade = stream_head_strdup(h, resp->msg.upgrade, resp->msg.upgrade_len);
+        h->upgrade_len = h->upgrade ? resp->msg.upgrade_len : 0;
+    }
     return from_h1_fields(h, &resp->msg, false);
 }
 
@@ -593,7 +603,7 @@ static int ensure_h2v(struct stream_head *h)
 
 static int ensure_h1v(struct stream_head *h)
 {
-    if (!h->h1v && !(h->h1v = calloc(fields_cap(h) + 4, sizeof(*h->h1v))))
+    if (!h->h1v && !(h->h1v = calloc(fields_cap(h) + 6, sizeof(*h->h1v))))
         return -STREAM_E_NOMEM;
     return 0;
 }
@@ -732,6 +742,13 @@ static ssize_t h1_fields(struct stream_head *h, enum stream_framing fr, bool req
     } else if (fr == STREAM_FRAME_CHUNKED) {
         h->h1v[k++] = (struct h1_header){"transfer-encoding", 17, "chunked", 7, 0};
     } else if (fr == STREAM_FRAME_CLOSE) {
+        h->h1v[k++] = (struct h1_header){"connection", 10, "close", 5, 0};
+    }
+    if ((h->flags & STREAM_F_UPGRADE) && h->upgrade && k + 2 <= fields_cap(h) + 4) {
+        /* an upgrade the proxy carries on HTTP/1.1 (WebSocket): hop-by-hop on purpose */
+        h->h1v[k++] = (struct h1_header){"connection", 10, "upgrade", 7, 0};
+        h->h1v[k++] = (struct h1_header){"upgrade", 7, h->upgrade, h->upgrade_len, 0};
+    } else if ((h->flags & STREAM_F_CLOSE) && fr != STREAM_FRAME_CLOSE && k < fields_cap(h) + 4) {
         h->h1v[k++] = (struct h1_header){"connection", 10, "close", 5, 0};
     }
     if (request && (h->flags & STREAM_F_TE_TRAILERS) && k < fields_cap(h) + 4) {

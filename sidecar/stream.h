@@ -110,6 +110,7 @@ enum stream_kind {
 #define STREAM_F_UPGRADE         0x0010u /* HTTP/1.1 Upgrade request (byte relay, not h2) */
 #define STREAM_F_HTTP10          0x0020u /* came from an HTTP/1.0 peer */
 #define STREAM_F_KEEP_ALIVE      0x0040u /* the HTTP/1.x connection may be reused after it */
+#define STREAM_F_CLOSE           0x0080u /* written to HTTP/1.1 with "Connection: close" */
 
 /* Limits; zero fields mean the defaults. */
 struct stream_limits {
@@ -134,7 +135,10 @@ struct stream_head {
     size_t authority_len;
     const char *path; /* request, origin-form with query, or "*"; NULL for CONNECT */
     size_t path_len;
-    int status;                   /* response */
+    int status;          /* response */
+    const char *upgrade; /* with STREAM_F_UPGRADE: the Upgrade value to write to
+                          * HTTP/1.1 (with "Connection: upgrade"), in the arena */
+    size_t upgrade_len;
     struct router_headers fields; /* v owned; entries point into the arena or the table */
     uint64_t content_length;      /* valid with STREAM_F_HAS_CL */
     unsigned flags;               /* STREAM_F_* */

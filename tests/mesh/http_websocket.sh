@@ -90,11 +90,6 @@ want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B8
 if st != 101 or f.get("sec-websocket-accept") != want or f.get("upgrade", "").lower() != "websocket":
     sys.exit("upgrade: status %d, fields %r; want 101 with accept %s" % (st, f, want))
 got = buf
-while len(got) < 5:
-    d = s.recv(65536)
-    if not d:
-        break
-    got += d
 s.sendall(b"hello")
 while len(got) < 5:
     d = s.recv(65536)
