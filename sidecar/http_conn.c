@@ -674,14 +674,32 @@ static void hc_process(struct hconn *c)
     }
 }
 
+/* Downstream bytes into the per-direction counters, as the relay counts them. */
+static void hc_count_bytes(struct hconn *c)
+{
+    if (c->client)
+        return;
+    struct sock *s = &c->sock;
+    if (s->bytes_in > c->bytes_counted_in) {
+        STATS_ADD(&c->w->stats.cx[c->dir][STATS_BYTES_RX], s->bytes_in - c->bytes_counted_in);
+        c->bytes_counted_in = s->bytes_in;
+    }
+    if (s->bytes_out > c->bytes_counted_out) {
+        STATS_ADD(&c->w->stats.cx[c->dir][STATS_BYTES_TX], s->bytes_out - c->bytes_counted_out);
+        c->bytes_counted_out = s->bytes_out;
+    }
+}
+
 static void hc_readable(struct sock *s)
 {
+    hc_count_bytes(s->owner);
     hc_process(s->owner);
 }
 
 static void hc_writable(struct sock *s)
 {
     struct hconn *c = s->owner;
+    hc_count_bytes(c);
     if (c->mode == HM_H2) {
         h2_flush(c);
         return;
@@ -706,6 +724,7 @@ static void hc_writable(struct sock *s)
 static void hc_closed(struct sock *s)
 {
     struct hconn *c = s->owner;
+    hc_count_bytes(c);
     hc_unlink(c);
     h2_conn_free(c->h2);
     if (c->cluster) {
@@ -918,10 +937,10 @@ void hc_continue(struct hconn *c)
         sock_write(&c->sock, cont, sizeof(cont) - 1);
 }
 
-void hc_reset(struct hconn *c, struct pstream *ps)
+void hc_reset(struct hconn *c, struct pstream *ps, uint32_t h2_code)
 {
     if (c->mode == HM_H2) {
-        h2_reset_stream(c->h2, ps->dsid, H2_INTERNAL_ERROR);
+        h2_reset_stream(c->h2, ps->dsid, h2_code);
         h2_flush(c);
         return;
     }
@@ -1331,6 +1350,33 @@ void uc_pause(struct hconn *c, bool pause)
     }
 }
 
+/*
+ * Whether a stream abandoned on a pooled HTTP/2 connection may be cancelled with
+ * RST_STREAM. A client that opens and resets streams as fast as it can (rapid reset,
+ * CVE-2023-44487) would have every reset forwarded on the shared connection to the peer
+ * sidecar, whose own rapid-reset defence would then close that connection and every
+ * innocent request on it. So each pooled connection sends at most HTTP_UP_RST_PER_S
+ * resets a second (the peer allows H2_DEFAULT_RAPID_RESET_MAX); past that, an abandoned
+ * stream whose request is complete is left to finish and its response is dropped, while
+ * the attacker's own connection is cut by our downstream limit. A stream with its request
+ * still unfinished is always reset (leaving it would hold the peer's stream open).
+ */
+#define HTTP_UP_RST_PER_S (H2_DEFAULT_RAPID_RESET_MAX / 2)
+static bool up_rst_allowed(struct hconn *c, const struct pstream *ps)
+{
+    uint64_t now = loop_now_ms(c->w->loop);
+    if (now - c->rst_window_ms >= 1000) {
+        c->rst_window_ms = now;
+        c->rst_count = 0;
+    }
+    if (c->rst_count < HTTP_UP_RST_PER_S || !ps->req_sent) {
+        c->rst_count++;
+        return true;
+    }
+    http_stat(c->w, c->dir, STATS_RQ_CANCEL_SKIPPED);
+    return false;
+}
+
 void uc_detach(struct hconn *c, struct pstream *ps, bool cancel)
 {
     if (ps->uc != c)
@@ -1339,6 +1385,8 @@ void uc_detach(struct hconn *c, struct pstream *ps, bool cancel)
     c->nstreams--;
     if (c->mode == HM_H2) {
         h2_stream_set_user(c->h2, ps->usid, NULL);
+        if (cancel && !up_rst_allowed(c, ps))
+            cancel = false; /* left to finish; its response is dropped as it comes */
         if (cancel) {
             h2_reset_stream(c->h2, ps->usid, H2_CANCEL);
             h2_flush(c);

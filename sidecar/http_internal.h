@@ -73,6 +73,9 @@ struct hconn {
     uint32_t nstreams;            /* streams using it */
     struct cluster *cluster;      /* held: counted in up_cx */
     uint64_t idle_since_ms;
+    uint64_t rst_window_ms; /* HTTP/2 upstream: RST_STREAMs sent in the current second */
+    uint32_t rst_count;
+    uint64_t bytes_counted_in, bytes_counted_out; /* downstream: already in the stats */
     /* the worker's list */
     struct hconn *prev, *next;
     bool closing;
@@ -191,7 +194,7 @@ void hc_consumed(struct hconn *c, struct pstream *ps, size_t n);
 void hc_pause(struct hconn *c, bool pause);
 /* Downstream stream failed after its response started: reset it (HTTP/2) or close the
  * connection (HTTP/1.1). */
-void hc_reset(struct hconn *c, struct pstream *ps);
+void hc_reset(struct hconn *c, struct pstream *ps, uint32_t h2_code);
 /* The stream lets go of its downstream connection (it finished or is being freed). */
 void hc_detach(struct hconn *c, struct pstream *ps);
 /* An interim "100 Continue" to an HTTP/1.1 client. */

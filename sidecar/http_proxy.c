@@ -360,7 +360,7 @@ static void ps_reply(struct pstream *ps, int status, const char *flag, const cha
         ps->flag = flag;
         stat(ps, STATS_RQ_RESET);
         if (ps->dc)
-            hc_reset(ps->dc, ps);
+            hc_reset(ps->dc, ps, H2_INTERNAL_ERROR);
         ps->resp_done = true;
         ps_finish(ps);
         return;
@@ -371,7 +371,7 @@ static void ps_reply(struct pstream *ps, int status, const char *flag, const cha
     if (stream_local_reply(&ps->resp, ps->req.method ? &ps->req : NULL, status, flag, msg, &body,
                            &blen) < 0) {
         if (ps->dc)
-            hc_reset(ps->dc, ps);
+            hc_reset(ps->dc, ps, H2_INTERNAL_ERROR);
         ps->resp_done = true;
         ps_finish(ps);
         return;
@@ -386,7 +386,7 @@ static void ps_reply(struct pstream *ps, int status, const char *flag, const cha
     struct hconn *dc = ps->dc;
     if (dc) {
         if (hc_response_head(dc, ps, end) < 0)
-            hc_reset(dc, ps);
+            hc_reset(dc, ps, H2_INTERNAL_ERROR);
         else if (!end && ps->dc == dc)
             hc_response_data(dc, ps, body, blen, true);
     }
@@ -870,6 +870,21 @@ void ps_upstream_failed(struct pstream *ps, enum retry_outcome_kind kind)
     }
     if (ps->rst.tries > 1 && ps->rst.why == RETRY_WHY_ATTEMPTS && status == 503)
         flag = "URX";
+    if (ps->dir == STATS_INBOUND && ps->dsid && ps->dc &&
+        (kind == RETRY_OUT_CONNECT_FAILURE || kind == RETRY_OUT_RESET)) {
+        /* From a peer sidecar (HTTP/2): the app's failure goes back as what it was, a
+         * stream reset (REFUSED_STREAM when the app never saw the request), so the
+         * client's sidecar applies its own retryOn (connect-failure, refused-stream,
+         * reset) rather than seeing a 503 it would not retry. */
+        ps->flag = flag;
+        ps->status = 0;
+        ps_drop_attempt(ps, true);
+        hc_reset(ps->dc, ps,
+                 kind == RETRY_OUT_CONNECT_FAILURE ? H2_REFUSED_STREAM : H2_INTERNAL_ERROR);
+        ps->resp_done = true;
+        ps_finish(ps);
+        return;
+    }
     ps_local_reply(ps, status, flag, NULL);
 }
 
@@ -891,6 +906,8 @@ void ps_response_head(struct pstream *ps)
                               .grpc_status = stream_grpc_status(&ps->resp)};
     if (status >= 400 && ps_retry(ps, &o))
         return;
+    if (status >= 400 && ps->rst.tries > 1 && ps->rst.why == RETRY_WHY_ATTEMPTS)
+        ps->flag = "URX"; /* the last answer goes down as it is; the flag says why */
     ps->at = AT_HEADERS;
     ps->status = status;
     if (ps->rule && ps->rule->response_headers)

@@ -29,22 +29,22 @@ enum stats_cx {
     STATS_BYTES_RX,           /* from downstream */
     STATS_BYTES_TX,           /* to downstream */
     /* HTTP (http.h) */
-    STATS_CX_HTTP1,           /* downstream connections that spoke HTTP/1.x */
-    STATS_CX_HTTP2,           /* ...HTTP/2 */
-    STATS_CX_TCP,             /* sniffed and found opaque (or server-first): relayed as TCP */
-    STATS_UPSTREAM_CX_HTTP,   /* upstream HTTP connections opened (pools) */
-    STATS_H2_CONN_ERROR,      /* HTTP/2 connections closed for a protocol error or an attack */
-    STATS_RQ_TOTAL,           /* requests answered (counted once, at their end) */
+    STATS_CX_HTTP1,         /* downstream connections that spoke HTTP/1.x */
+    STATS_CX_HTTP2,         /* ...HTTP/2 */
+    STATS_CX_TCP,           /* sniffed and found opaque (or server-first): relayed as TCP */
+    STATS_UPSTREAM_CX_HTTP, /* upstream HTTP connections opened (pools) */
+    STATS_H2_CONN_ERROR,    /* HTTP/2 connections closed for a protocol error or an attack */
+    STATS_RQ_TOTAL,         /* requests answered (counted once, at their end) */
     STATS_RQ_1XX,
     STATS_RQ_2XX,
     STATS_RQ_3XX,
     STATS_RQ_4XX,
     STATS_RQ_5XX,
-    STATS_RQ_RETRY,           /* retries started */
-    STATS_RQ_RETRY_BUDGET,    /* retries refused by the retry budget */
-    STATS_RQ_TIMEOUT,         /* requests that ran out of time (UT) */
-    STATS_RQ_RESET,           /* responses cut short after their headers went out */
-    STATS_RQ_FLAG_NR,         /* local replies and failures by Envoy response flag */
+    STATS_RQ_RETRY,        /* retries started */
+    STATS_RQ_RETRY_BUDGET, /* retries refused by the retry budget */
+    STATS_RQ_TIMEOUT,      /* requests that ran out of time (UT) */
+    STATS_RQ_RESET,        /* responses cut short after their headers went out */
+    STATS_RQ_FLAG_NR,      /* local replies and failures by Envoy response flag */
     STATS_RQ_FLAG_UH,
     STATS_RQ_FLAG_UF,
     STATS_RQ_FLAG_UO,
@@ -55,12 +55,13 @@ enum stats_cx {
     STATS_RQ_FLAG_DC,
     STATS_RQ_FLAG_DPE,
     STATS_RQ_FLAG_NC,
+    STATS_RQ_CANCEL_SKIPPED, /* abandoned upstream streams left to finish (reset budget) */
     STATS_CX_COUNT
 };
 
 /* Worker-wide counters. */
 enum stats_worker {
-    STATS_ACCEPT_PAUSED,   /* accept paused for EMFILE/ENFILE/ENOMEM */
+    STATS_ACCEPT_PAUSED,     /* accept paused for EMFILE/ENFILE/ENOMEM */
     STATS_BUFFERS_EXHAUSTED, /* a recv found the buffer pool empty */
     STATS_WORKER_COUNT
 };
