@@ -230,11 +230,15 @@ for io in "${RM_IOS[@]}"; do
     check_delta a outbound.cx_http1 "$h1_0" eq 1
     check_delta a outbound.rq_total "$rq_0" eq 3
     h2_0=$(sidecar_stat a outbound.cx_http2)
-    out=$(in_pod a curl -sS --max-time 5 --http2-prior-knowledge -o /dev/null -o /dev/null \
-        -o /dev/null -w '%{http_code} %{num_connects} %header{x-app}\n' \
-        http://$WEB/1 http://$WEB/2 http://$WEB/3 2>&1)
-    check_eq "$io: HTTP/2: 3 requests on one connection" "$(echo $out)" \
-        "200 1 web 200 0 web 200 0 web"
+    # (nghttp: curl 7.88's --http2-prior-knowledge fails on a reused connection, curl#10634)
+    out=$(in_pod a nghttp -v http://$WEB/1 http://$WEB/2 http://$WEB/3 2>&1)
+    if [ "$(grep -c 'recv (stream_id=[0-9]*) :status: 200' <<<"$out")" = 3 ] &&
+        [ "$(grep -c 'recv (stream_id=[0-9]*) x-app: web$' <<<"$out")" = 3 ]; then
+        ok "$io: HTTP/2: 3 requests on one connection (nghttp): 3 x 200 from web"
+    else
+        not_ok "$io: HTTP/2: 3 requests on one connection (nghttp): 3 x 200 from web" \
+            "$(grep -E ':status|x-app|GOAWAY|RST_STREAM|rror' <<<"$out" | head -n 12)"
+    fi
     check_delta a outbound.cx_http2 "$h2_0" eq 1
 
     # chunked upload (unknown length: chunked on HTTP/1.1, DATA without content-length on h2)

@@ -278,8 +278,10 @@ for io in "${RM_IOS[@]}"; do
     # round robin over two endpoints (one connection, one worker: exact)
     out=$(names a "http://$RR/rr/[1-100]")
     check_eq "$io: round robin over two endpoints: 50/50 of 100" "$(echo $out)" "50 v1 50 v2"
-    out=$(names a --http2-prior-knowledge "http://$RR/rr/[1-100]")
-    check_eq "$io: round robin over two endpoints, HTTP/2: 50/50 of 100" "$(echo $out)" "50 v1 50 v2"
+    # (nghttp -m: curl 7.88's --http2-prior-knowledge fails on a reused connection, curl#10634)
+    out=$(in_pod a nghttp -m 100 http://$RR/rr 2>&1 | sort | uniq -c | sed 's/^ *//' | cut -c1-120)
+    check_eq "$io: round robin over two endpoints, 100 concurrent HTTP/2 streams: 50/50" \
+        "$(echo $out)" "50 v1 50 v2"
     check_stat a outbound.rq_total ge 1220
     check_stat v2 inbound.rq_total ge 100
     alive a v1 v2
