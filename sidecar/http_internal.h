@@ -131,16 +131,19 @@ struct pstream {
     int peer_minor;                         /* HTTP/1.x downstream minor version */
     struct stream_head req, resp, rtr, ptr; /* request, response, their trailers */
     bool has_rtr, has_ptr;
-    struct bq rq, rs;          /* request and response bodies */
-    bool req_done;             /* downstream finished the request (or aborted) */
-    bool resp_started;         /* response headers went downstream */
-    bool resp_done;            /* the response was handed to the downstream codec whole */
-    bool finished;             /* counted and detached: waiting for the reap */
-    bool upgrade;              /* an Upgrade request */
-    const char *upgrade_proto; /* its Upgrade value (in req's arena) */
-    bool req_sent;             /* the request's end went upstream in this attempt */
-    size_t rq_acked;           /* request bytes acknowledged downstream (HTTP/2 window) */
-    bool backoff;              /* t_try is the wait before the next attempt */
+    struct bq rq, rs;                /* request and response bodies */
+    bool req_done;                   /* downstream finished the request (or aborted) */
+    bool resp_started;               /* response headers went downstream */
+    bool resp_done;                  /* the response was handed to the downstream codec whole */
+    bool finished;                   /* counted and detached: waiting for the reap */
+    bool upgrade;                    /* an Upgrade request */
+    bool shadow;                     /* a RequestMirror copy: no downstream, response dropped */
+    struct pstream *mirrors;         /* the copies of this request (borrowed) */
+    struct pstream *mparent, *mnext; /* a copy: its original and its siblings */
+    const char *upgrade_proto;       /* its Upgrade value (in req's arena) */
+    bool req_sent;                   /* the request's end went upstream in this attempt */
+    size_t rq_acked;                 /* request bytes acknowledged downstream (HTTP/2 window) */
+    bool backoff;                    /* t_try is the wait before the next attempt */
     bool pumping_rq, pump_rq_again, pumping_rs, pump_rs_again; /* re-entry guards */
     uint64_t at_start_ms;                                      /* this attempt's start */
     /* routing */

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +33,9 @@
 #define BQ_CHUNK (16 * 1024)
 
 static void ps_attempt(struct pstream *ps);
+static void ps_finish(struct pstream *ps);
+static void ps_mirror(struct pstream *ps, const struct router_port *target);
+static void mirror_unlink(struct pstream *m);
 static void ps_maybe_finish(struct pstream *ps);
 static void pump_request(struct pstream *ps);
 static void pump_response(struct pstream *ps);
@@ -180,9 +184,8 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
 
 /* ---- streams ---- */
 
-struct pstream *ps_new(struct hconn *dc, int32_t dsid)
+static struct pstream *ps_alloc(struct worker *w, enum stats_dir dir, struct config_snapshot *snap)
 {
-    struct worker *w = dc->w;
     struct http_worker *hw = w->http;
     struct pstream *ps = calloc(1, sizeof(*ps));
     if (!ps)
@@ -200,11 +203,9 @@ struct pstream *ps_new(struct hconn *dc, int32_t dsid)
     }
     ps->w = w;
     ps->id = ++hw->next_id;
-    ps->dir = dc->dir;
-    ps->dc = dc;
-    ps->dsid = dsid;
+    ps->dir = dir;
     ps->peer_minor = 1;
-    ps->snap = config_hold(w->snap);
+    ps->snap = config_hold(snap);
     ps->start_ms = loop_now_ms(w->loop);
     loop_timer_init(&ps->t_total, on_total_timeout, ps);
     loop_timer_init(&ps->t_try, on_try_timer, ps);
@@ -212,6 +213,16 @@ struct pstream *ps_new(struct hconn *dc, int32_t dsid)
     if (hw->streams)
         hw->streams->prev = ps;
     hw->streams = ps;
+    return ps;
+}
+
+struct pstream *ps_new(struct hconn *dc, int32_t dsid)
+{
+    struct pstream *ps = ps_alloc(dc->w, dc->dir, dc->w->snap);
+    if (ps) {
+        ps->dc = dc;
+        ps->dsid = dsid;
+    }
     return ps;
 }
 
@@ -313,6 +324,15 @@ static void ps_finish(struct pstream *ps)
     if (ps->finished)
         return;
     ps->finished = true;
+    mirror_unlink(ps);
+    while (ps->mirrors) { /* mirrors outlive the original only with a whole request */
+        struct pstream *m = ps->mirrors;
+        ps->mirrors = m->mnext;
+        m->mparent = NULL;
+        m->mnext = NULL;
+        if (!ps->req_done || !ps->rq.done)
+            ps_downstream_gone(m);
+    }
     loop_timer_cancel(w->loop, &ps->t_total);
     ps_drop_attempt(ps, ps->at != AT_DONE);
     if (ps->counted_rq) {
@@ -323,12 +343,14 @@ static void ps_finish(struct pstream *ps)
         cluster_release(&w->clusters, ps->cluster);
         ps->cluster = NULL;
     }
-    stat(ps, STATS_RQ_TOTAL);
-    if (ps->status >= 100 && ps->status < 600)
-        stat(ps, (enum stats_cx)(STATS_RQ_1XX + ps->status / 100 - 1));
-    enum stats_cx fc = flag_stat(ps->flag);
-    if (fc != STATS_CX_COUNT)
-        stat(ps, fc);
+    if (!ps->shadow) { /* mirrors are counted once, as rq_mirror, when they start */
+        stat(ps, STATS_RQ_TOTAL);
+        if (ps->status >= 100 && ps->status < 600)
+            stat(ps, (enum stats_cx)(STATS_RQ_1XX + ps->status / 100 - 1));
+        enum stats_cx fc = flag_stat(ps->flag);
+        if (fc != STATS_CX_COUNT)
+            stat(ps, fc);
+    }
     log_trace("request %lu (%s): %.*s %.*s -> %d %s", (unsigned long)ps->id,
               stats_dir_name(ps->dir), (int)ps->req.method_len,
               ps->req.method ? ps->req.method : "", (int)ps->req.path_len,
@@ -398,6 +420,89 @@ static void ps_reply(struct pstream *ps, int status, const char *flag, const cha
 void ps_local_reply(struct pstream *ps, int status, const char *flag, const char *msg)
 {
     ps_reply(ps, status, flag, msg, NULL);
+}
+
+/* ---- RequestMirror ---- */
+
+/* A copy of the request head as it goes upstream, :authority with "-shadow" appended
+ * (Envoy's convention, so the mirror's app can tell). */
+static int head_copy(struct stream_head *d, const struct stream_head *h)
+{
+    char auth[ROUTER_MAX_HOST_LEN + 16];
+    int n = snprintf(auth, sizeof(auth), "%.*s-shadow", (int)h->authority_len, h->authority);
+    if (n < 0 || (size_t)n >= sizeof(auth))
+        return -ENOSPC;
+    d->method = stream_head_strdup(d, h->method, h->method_len);
+    d->method_len = h->method_len;
+    d->scheme = h->scheme ? stream_head_strdup(d, h->scheme, h->scheme_len) : NULL;
+    d->scheme_len = h->scheme_len;
+    d->authority = stream_head_strdup(d, auth, (size_t)n);
+    d->authority_len = (size_t)n;
+    d->path = h->path ? stream_head_strdup(d, h->path, h->path_len) : NULL;
+    d->path_len = h->path_len;
+    if (!d->method || !d->authority || (h->path && !d->path))
+        return -ENOMEM;
+    for (size_t i = 0; i < h->fields.n; i++) {
+        const struct router_header *f = &h->fields.v[i];
+        int e = stream_head_add(d, f->name, f->name_len, f->value, f->value_len);
+        if (e < 0)
+            return e;
+    }
+    d->content_length = h->content_length;
+    d->flags = h->flags & (STREAM_F_HAS_CL | STREAM_F_END_STREAM | STREAM_F_TE_TRAILERS);
+    return 0;
+}
+
+/* Starts a fire-and-forget copy of ps to the mirror's Service: the body follows as the
+ * client sends it, the response is dropped, nothing is retried, and the copy never
+ * delays or fails the original. */
+static void ps_mirror(struct pstream *ps, const struct router_port *target)
+{
+    struct worker *w = ps->w;
+    if (!target || ps->upgrade)
+        return;
+    struct cluster *c = cluster_find(&w->clusters, target->service->svc->meta.ns,
+                                     target->service->svc->meta.name, target->port->port);
+    if (!c)
+        return;
+    struct pstream *m = ps_alloc(w, ps->dir, ps->snap);
+    if (!m)
+        return;
+    stat(ps, STATS_RQ_MIRROR);
+    m->shadow = true;
+    m->cluster = c;
+    cluster_hold(c);
+    m->method_id = ps->method_id;
+    retry_policy_default(&m->rp);
+    m->rp.attempts = 0;
+    if (head_copy(&m->req, &ps->req) < 0) {
+        m->resp_done = m->req_done = true;
+        ps_finish(m);
+        return;
+    }
+    if (m->req.flags & STREAM_F_END_STREAM)
+        m->rq.done = m->req_done = true;
+    m->mparent = ps;
+    m->mnext = ps->mirrors;
+    ps->mirrors = m;
+    retry_state_init(&m->rst, m->req.method, m->req.method_len, (int64_t)loop_now_ms(w->loop), 0,
+                     0);
+    ps_attempt(m);
+}
+
+/* Unlinks a mirror from its original. */
+static void mirror_unlink(struct pstream *m)
+{
+    struct pstream *p = m->mparent;
+    if (!p)
+        return;
+    for (struct pstream **pp = &p->mirrors; *pp; pp = &(*pp)->mnext)
+        if (*pp == m) {
+            *pp = m->mnext;
+            break;
+        }
+    m->mparent = NULL;
+    m->mnext = NULL;
 }
 
 /* ---- routing ---- */
@@ -478,6 +583,9 @@ static int ps_route(struct pstream *ps)
     }
     ps->rp = c->retry;
     retry_policy_apply_route(&ps->rp, rule->retry);
+    for (size_t i = 0; i < rule->n_mirrors; i++)
+        if (router_mirror_selected(&rule->mirrors[i], prng_next(&w->clusters.rng)))
+            ps_mirror(ps, rule->mirrors[i].target);
     return 0;
 }
 
@@ -538,6 +646,8 @@ void ps_request_data(struct pstream *ps, const char *p, size_t n)
     }
     if (ps->rq.total > RETRY_REPLAY_MAX)
         ps->rst.flags |= RETRY_S_BODY_OVERFLOW;
+    for (struct pstream *m = ps->mirrors; m; m = m->mnext)
+        ps_request_data(m, p, n);
     pump_request(ps);
 }
 
@@ -552,6 +662,10 @@ void ps_request_end(struct pstream *ps)
         return;
     ps->rq.done = true;
     ps->req_done = true;
+    for (struct pstream *m = ps->mirrors, *next; m; m = next) {
+        next = m->mnext;
+        ps_request_end(m);
+    }
     pump_request(ps);
     ps_maybe_finish(ps);
 }
@@ -952,6 +1066,11 @@ void ps_response_data(struct pstream *ps, const char *p, size_t n)
 {
     if (ps->finished)
         return;
+    if (ps->shadow) { /* a mirror's answer is dropped as it comes */
+        if (ps->uc)
+            uc_consumed(ps->uc, ps, n);
+        return;
+    }
     if (bq_append(&ps->rs, p, n) < 0) {
         ps_reply(ps, 0, "LR", NULL, NULL);
         return;
@@ -997,6 +1116,11 @@ static void pump_response(struct pstream *ps)
 static void pump_response_once(struct pstream *ps)
 {
     struct hconn *dc = ps->dc;
+    if (ps->shadow && ps->rs.done && !ps->resp_done) {
+        ps->resp_done = true;
+        ps_maybe_finish(ps);
+        return;
+    }
     if (!dc || ps->resp_done)
         return;
     size_t moved = 0;

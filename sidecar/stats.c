@@ -46,6 +46,7 @@ static const char *const cx_names[STATS_CX_COUNT] = {
     "rq_flag_DPE",
     "rq_flag_NC",
     "rq_cancel_skipped",
+    "rq_mirror",
 };
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",

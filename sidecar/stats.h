@@ -56,6 +56,7 @@ enum stats_cx {
     STATS_RQ_FLAG_DPE,
     STATS_RQ_FLAG_NC,
     STATS_RQ_CANCEL_SKIPPED, /* abandoned upstream streams left to finish (reset budget) */
+    STATS_RQ_MIRROR,         /* RequestMirror copies started */
     STATS_CX_COUNT
 };
 
