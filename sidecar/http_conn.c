@@ -550,6 +550,17 @@ static void h1_client_input(struct hconn *c)
 
 /* ---- the tunnel after a 101 ---- */
 
+/* Both sides said FIN and everything queued has been sent: the tunnel is over. */
+static void tunnel_maybe_done(struct hconn *c)
+{
+    struct hconn *p = c->peer;
+    if (p && c->tunnel_eof && p->tunnel_eof && sock_queued(&c->sock) == 0 &&
+        sock_queued(&p->sock) == 0) {
+        hc_close(c, false, "tunnel done");
+        hc_close(p, false, "tunnel done");
+    }
+}
+
 static void tunnel_input(struct hconn *c)
 {
     struct sock *s = &c->sock;
@@ -576,12 +587,9 @@ static void tunnel_input(struct hconn *c)
     }
     if (s->eof_in && !c->tunnel_eof) {
         c->tunnel_eof = true;
-        sock_shutdown(&p->sock);
-        if (p->tunnel_eof) {
-            hc_close(c, false, "tunnel done");
-            hc_close(p, false, "tunnel done");
-        }
+        sock_shutdown(&p->sock); /* the FIN follows the bytes still queued */
     }
+    tunnel_maybe_done(c);
 }
 
 void hc_tunnel(struct hconn *down, struct hconn *up)
@@ -705,8 +713,10 @@ static void hc_writable(struct sock *s)
         return;
     }
     if (c->mode == HM_TUNNEL) {
-        if (c->peer)
+        if (c->peer) {
             sock_pause_read(&c->peer->sock, false);
+            tunnel_maybe_done(c);
+        }
         else if (c->close_after && sock_queued(s) == 0)
             hc_close(c, false, "answered");
         return;
