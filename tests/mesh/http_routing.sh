@@ -3,8 +3,9 @@
 # header match (x-canary: true -> v2), path prefixes (on segment boundaries), Exact and
 # RegularExpression paths, query parameter and method matches, a 90/10 weighted split over
 # 1000 requests, RequestHeaderModifier and ResponseHeaderModifier, URLRewrite of a prefix,
-# RequestRedirect, RequestMirror, no matching route -> 404 NR, round robin over two
-# endpoints of a Service without routes, and timeouts.request (504 UT) on both I/O
+# RequestRedirect, RequestMirror, no matching route -> 404 NR, timeouts.request (504 UT),
+# and balancing over two endpoints of Services without routes: round robin (HTTP/1.1 and
+# HTTP/2), RingHash on a header and Maglev on a cookie (one key, one endpoint). On both I/O
 # backends. Written against the HTTP engine while it is built.
 source "$(dirname "$0")/lib.sh"
 mesh_up
@@ -22,6 +23,8 @@ wait_port v2 8080
 
 WEB=10.96.0.10 # the routed Service (its own endpoint: v1)
 RR=10.96.0.13  # no routes: round robin over v1 and v2
+RING=10.96.0.14   # RingHash on header x-user over v1 and v2
+MAGLEV=10.96.0.15 # Maglev on cookie session over v1 and v2
 CFG=$RM_TMP/mesh.yaml
 service() { # NAME VIP ENDPOINT_IP...
     local n=$1 vip=$2 ip; shift 2
@@ -37,7 +40,23 @@ service() { # NAME VIP ENDPOINT_IP...
     service web-v1 10.96.0.11 10.233.1.3
     service web-v2 10.96.0.12 10.233.1.4
     service rr $RR 10.233.1.3 10.233.1.4
+    service ring $RING 10.233.1.3 10.233.1.4
+    service maglev $MAGLEV 10.233.1.3 10.233.1.4
     cat <<'EOF'
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: DestinationPolicy
+metadata: {name: ring, namespace: default}
+spec:
+  targetRef: {group: "", kind: Service, name: ring}
+  loadBalancer: {type: RingHash, hashKey: {header: x-user}}
+---
+apiVersion: ringmesh.io/v1alpha1
+kind: DestinationPolicy
+metadata: {name: maglev, namespace: default}
+spec:
+  targetRef: {group: "", kind: Service, name: maglev}
+  loadBalancer: {type: Maglev, hashKey: {cookie: session}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -282,7 +301,28 @@ for io in "${RM_IOS[@]}"; do
     out=$(in_pod a nghttp -m 100 http://$RR/rr 2>&1 | sort | uniq -c | sed 's/^ *//' | cut -c1-120)
     check_eq "$io: round robin over two endpoints, 100 concurrent HTTP/2 streams: 50/50" \
         "$(echo $out)" "50 v1 50 v2"
-    check_stat a outbound.rq_total ge 1219 # the requests of a round
+    # hash-based balancing: one key always lands on one endpoint; many keys use both
+    for u in alice bob carol; do
+        out=$(names a -H "x-user: $u" "http://$RING/ring/[1-20]")
+        if [[ "$(echo $out)" =~ ^20\ v[12]$ ]]; then
+            ok "$io: RingHash on x-user: all 20 requests of $u on one endpoint ($out)"
+        else
+            not_ok "$io: RingHash on x-user: all 20 requests of $u on one endpoint" "got: $(echo $out)"
+        fi
+    done
+    out=$(for u in $(seq 1 40); do in_pod a curl -sS --max-time 5 -H "x-user: user$u" http://$RING/; done 2>&1 |
+        sort | uniq -c | sed 's/^ *//' | cut -c1-120)
+    check_eq "$io: RingHash: 40 users spread over both endpoints" \
+        "$(awk '$2 == "v1" || $2 == "v2" { n++ } END { print n + 0 }' <<<"$out") $(awk '{ s += $1 } END { print s }' <<<"$out")" "2 40"
+    for c in s1 s2 s3; do
+        out=$(names a -b "session=$c" "http://$MAGLEV/maglev/[1-20]")
+        if [[ "$(echo $out)" =~ ^20\ v[12]$ ]]; then
+            ok "$io: Maglev on cookie session: all 20 requests of session $c on one endpoint ($out)"
+        else
+            not_ok "$io: Maglev on cookie session: all 20 requests of session $c on one endpoint" "got: $(echo $out)"
+        fi
+    done
+    check_stat a outbound.rq_total ge 1379 # the requests of a round
     check_stat v2 inbound.rq_total ge 100
     alive a v1 v2
     sidecar_down a; sidecar_down v1; sidecar_down v2
