@@ -716,8 +716,7 @@ static void hc_writable(struct sock *s)
         if (c->peer) {
             sock_pause_read(&c->peer->sock, false);
             tunnel_maybe_done(c);
-        }
-        else if (c->close_after && sock_queued(s) == 0)
+        } else if (c->close_after && sock_queued(s) == 0)
             hc_close(c, false, "answered");
         return;
     }

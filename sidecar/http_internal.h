@@ -73,6 +73,8 @@ struct hconn {
     uint32_t nstreams;            /* streams using it */
     struct cluster *cluster;      /* held: counted in up_cx */
     uint64_t idle_since_ms;
+    uint64_t rq_window_ms; /* downstream: requests started in the current second */
+    uint32_t rq_count;
     uint64_t rst_window_ms; /* HTTP/2 upstream: RST_STREAMs sent in the current second */
     uint32_t rst_count;
     uint64_t bytes_counted_in, bytes_counted_out; /* downstream: already in the stats */

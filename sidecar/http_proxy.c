@@ -4,9 +4,10 @@
  * replies and the request's counters. See http_internal.h and http.h.
  *
  * Decisions:
- * - The outbound Service is the one the connection was made to (its VIP:port), as the
- *   connection's original destination says; the Host header then picks among the routes
- *   attached to that Service port (hostnames), it does not switch Services.
+ * - The outbound Service is the one the Host names, canonicalised from the client's
+ *   namespace (svc, svc.ns, FQDN, or a VIP literal) as Istio picks a virtual host on
+ *   the outbound port; a Host that names no Service falls back to the Service whose VIP
+ *   the app connected to (the original destination).
  * - A request body is kept for replay up to RETRY_REPLAY_MAX bytes; past that it is
  *   streamed and never retried. Response bodies are streamed.
  * - The per-try and the overall timeouts run until the response is complete; firing
@@ -288,7 +289,7 @@ static enum stats_cx flag_stat(const char *flag)
     } t[] = {{"NR", STATS_RQ_FLAG_NR},   {"UH", STATS_RQ_FLAG_UH}, {"UF", STATS_RQ_FLAG_UF},
              {"UO", STATS_RQ_FLAG_UO},   {"UT", STATS_RQ_FLAG_UT}, {"URX", STATS_RQ_FLAG_URX},
              {"UC", STATS_RQ_FLAG_UC},   {"UR", STATS_RQ_FLAG_UR}, {"DC", STATS_RQ_FLAG_DC},
-             {"DPE", STATS_RQ_FLAG_DPE}, {"NC", STATS_RQ_FLAG_NC}};
+             {"DPE", STATS_RQ_FLAG_DPE}, {"NC", STATS_RQ_FLAG_NC}, {"RL", STATS_RQ_FLAG_RL}};
     for (size_t i = 0; flag && i < sizeof(t) / sizeof(t[0]); i++)
         if (!strcmp(flag, t[i].f))
             return t[i].c;
@@ -507,6 +508,12 @@ static void mirror_unlink(struct pstream *m)
 
 /* ---- routing ---- */
 
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
+                                    : ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
 static const struct router_port *vip_of(const struct router_table *t,
                                         const struct sockaddr_storage *ss)
 {
@@ -523,7 +530,16 @@ static int ps_route(struct pstream *ps)
 {
     struct worker *w = ps->w;
     const struct router_table *t = ps->snap ? ps->snap->router : NULL;
-    const struct router_port *rp = t ? vip_of(t, &ps->dc->dst) : NULL;
+    const char *ns = w->sc->opts.pod_namespace;
+    /* The Service the Host names (svc, svc.ns, svc.ns.svc[.domain], or a VIP literal,
+     * from the client's namespace), as Istio picks the virtual host; else the one whose
+     * VIP the app connected to. */
+    const struct router_port *rp = NULL;
+    if (t && ps->req.authority_len)
+        rp = router_find_authority(t, ps->req.authority, ps->req.authority_len, ns,
+                                   addr_port(&ps->dc->dst));
+    if (t && !rp)
+        rp = vip_of(t, &ps->dc->dst);
     if (!rp) {
         ps_local_reply(ps, 404, "NR", "the Service is no longer configured");
         return -1;
@@ -531,7 +547,6 @@ static int ps_route(struct pstream *ps)
     ps->port = rp;
     struct router_request rr;
     struct router_result res;
-    const char *ns = w->sc->opts.pod_namespace;
     stream_router_request(&ps->req, ns, &rr);
     enum router_status st =
         router_route(t, rp, &rr, prng_next(&w->clusters.rng), w->http->scratch, &res);
@@ -598,6 +613,17 @@ void ps_request_head(struct pstream *ps)
     uint64_t now = loop_now_ms(w->loop);
 
     ps->grpc = stream_is_grpc(&ps->req);
+    if (ps->dc && w->sc->opts.max_request_rate) { /* one connection's request rate */
+        struct hconn *dc = ps->dc;
+        if (now - dc->rq_window_ms >= 1000) {
+            dc->rq_window_ms = now;
+            dc->rq_count = 0;
+        }
+        if (++dc->rq_count > w->sc->opts.max_request_rate) {
+            ps_local_reply(ps, 429, "RL", "request rate limit of this connection");
+            return;
+        }
+    }
     ps->head_method = ps->req.method_len == 4 && !memcmp(ps->req.method, "HEAD", 4);
     ps->method_id = h1_method_id(ps->req.method, ps->req.method_len);
     ps->upgrade = (ps->req.flags & STREAM_F_UPGRADE) != 0;

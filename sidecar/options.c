@@ -27,6 +27,8 @@ static const char usage[] =
     "  --health-port P              /healthz/ready (15021)\n"
     "  --connect-timeout-ms MS      upstream connect timeout (5000)\n"
     "  --idle-timeout-ms MS         close a connection idle this long, 0 = never (3600000)\n"
+    "  --max-request-rate N         requests a second one downstream connection may start;\n"
+    "                               more get 429 (flag RL); 0 = no limit (50000)\n"
     "  --sniff-timeout-ms MS        wait this long for a client's first bytes before treating\n"
     "                               a connection as opaque TCP (server-first) (100)\n"
     "  --max-connections N          downstream connections at once (65536)\n"
@@ -61,6 +63,7 @@ enum {
     OPT_CONNECT_TIMEOUT,
     OPT_IDLE_TIMEOUT,
     OPT_SNIFF_TIMEOUT,
+    OPT_MAX_REQUEST_RATE,
     OPT_MAX_CX,
     OPT_DRAIN,
     OPT_BUFFER_BYTES,
@@ -86,6 +89,7 @@ static const struct option longopts[] = {
     {"connect-timeout-ms", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"sniff-timeout-ms", required_argument, NULL, OPT_SNIFF_TIMEOUT},
+    {"max-request-rate", required_argument, NULL, OPT_MAX_REQUEST_RATE},
     {"max-connections", required_argument, NULL, OPT_MAX_CX},
     {"drain-seconds", required_argument, NULL, OPT_DRAIN},
     {"buffer-bytes", required_argument, NULL, OPT_BUFFER_BYTES},
@@ -129,6 +133,7 @@ static void defaults(struct sidecar_options *o)
     o->connect_timeout_ms = 5000;
     o->idle_timeout_ms = 3600 * 1000; /* Envoy's tcp_proxy default idle timeout: 1 h */
     o->sniff_timeout_ms = 100;        /* Istio's outbound protocol detection timeout */
+    o->max_request_rate = 50000;      /* per downstream connection, a second */
     o->max_connections = 65536;
     o->drain_seconds = 5;
     o->buffer_bytes = 64 * 1024;
@@ -203,6 +208,10 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
             if (parse_uint(optarg, 0, 86400000, &o->idle_timeout_ms) < 0)
                 goto bad_value;
             break;
+        case OPT_MAX_REQUEST_RATE:
+            if (parse_uint(optarg, 0, 100000000, &o->max_request_rate) < 0)
+                goto bad_value;
+            break;
         case OPT_SNIFF_TIMEOUT:
             if (parse_uint(optarg, 1, 60000, &o->sniff_timeout_ms) < 0)
                 goto bad_value;
@@ -264,19 +273,17 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
             snprintf(err, errlen, "unknown option %s (see --help)", argv[optind - 1]);
             return OPTIONS_ERROR;
         bad_value : {
-            const char *want =
-                c == OPT_IO            ? "auto, uring or epoll"
-                : c == OPT_CONCURRENCY ? "a number from 1 to 1024"
-                : c == OPT_OUT_PORT || c == OPT_IN_PORT || c == OPT_ADMIN_PORT ||
-                        c == OPT_STATS_PORT || c == OPT_HEALTH_PORT
-                    ? "a port from 1 to 65535"
-                : c == OPT_BUFFERS     ? "a power of two from 16 to 32768"
-                : c == OPT_STATIC_DST  ? "a numeric IPv4:port or [IPv6]:port"
-                : c == OPT_LOG_LEVEL   ? "error, warn, info, debug or trace"
-                : c == OPT_CONFIG      ? "a file name"
-                                       : "a number in range";
-            snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg,
-                     want);
+            const char *want = c == OPT_IO            ? "auto, uring or epoll"
+                               : c == OPT_CONCURRENCY ? "a number from 1 to 1024"
+                               : c == OPT_OUT_PORT || c == OPT_IN_PORT || c == OPT_ADMIN_PORT ||
+                                       c == OPT_STATS_PORT || c == OPT_HEALTH_PORT
+                                   ? "a port from 1 to 65535"
+                               : c == OPT_BUFFERS    ? "a power of two from 16 to 32768"
+                               : c == OPT_STATIC_DST ? "a numeric IPv4:port or [IPv6]:port"
+                               : c == OPT_LOG_LEVEL  ? "error, warn, info, debug or trace"
+                               : c == OPT_CONFIG     ? "a file name"
+                                                     : "a number in range";
+            snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg, want);
             return OPTIONS_ERROR;
         }
         }
@@ -297,7 +304,8 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
     if (o->pod_ip && !*o->pod_ip)
         o->pod_ip = NULL;
     if (!model_is_dns_label(o->pod_namespace)) {
-        snprintf(err, errlen, "--pod-namespace (or POD_NAMESPACE): bad value '%s': want a DNS label",
+        snprintf(err, errlen,
+                 "--pod-namespace (or POD_NAMESPACE): bad value '%s': want a DNS label",
                  o->pod_namespace);
         return OPTIONS_ERROR;
     }

@@ -19,23 +19,24 @@ struct sidecar_options {
     unsigned short stats_port;    /* 15090 */
     unsigned short health_port;   /* 15021 */
     unsigned connect_timeout_ms;
-    unsigned idle_timeout_ms;     /* 0 = none */
-    unsigned sniff_timeout_ms;    /* first bytes awaited before a connection is opaque TCP */
-    unsigned max_connections;     /* downstream connections, both directions */
+    unsigned idle_timeout_ms;  /* 0 = none */
+    unsigned max_request_rate; /* requests a second per downstream connection; 0 = any */
+    unsigned sniff_timeout_ms; /* first bytes awaited before a connection is opaque TCP */
+    unsigned max_connections;  /* downstream connections, both directions */
     unsigned drain_seconds;
-    unsigned buffer_bytes;        /* queued bytes per direction before reading pauses */
-    unsigned buf_count;           /* pool buffers per worker (power of two) */
-    unsigned buf_size;            /* bytes per pool buffer */
+    unsigned buffer_bytes; /* queued bytes per direction before reading pauses */
+    unsigned buf_count;    /* pool buffers per worker (power of two) */
+    unsigned buf_size;     /* bytes per pool buffer */
     bool has_static_dst;
     struct sockaddr_storage static_dst;
     socklen_t static_dst_len;
     int log_level;
-    const char *config_path;      /* --config: the resource model file; NULL = none */
+    const char *config_path; /* --config: the resource model file; NULL = none */
     /* The workload's identity, from flags or the usual env vars (Istio's names). */
-    const char *pod_name;         /* --pod-name, $POD_NAME */
-    const char *pod_namespace;    /* --pod-namespace, $POD_NAMESPACE; default "default" */
-    const char *service_account;  /* --service-account, $SERVICE_ACCOUNT; default "default" */
-    const char *pod_ip;           /* --pod-ip, $INSTANCE_IP or $POD_IP; numeric */
+    const char *pod_name;        /* --pod-name, $POD_NAME */
+    const char *pod_namespace;   /* --pod-namespace, $POD_NAMESPACE; default "default" */
+    const char *service_account; /* --service-account, $SERVICE_ACCOUNT; default "default" */
+    const char *pod_ip;          /* --pod-ip, $INSTANCE_IP or $POD_IP; numeric */
 };
 
 enum options_result { OPTIONS_OK, OPTIONS_HELP, OPTIONS_ERROR };

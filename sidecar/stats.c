@@ -47,6 +47,7 @@ static const char *const cx_names[STATS_CX_COUNT] = {
     "rq_flag_NC",
     "rq_cancel_skipped",
     "rq_mirror",
+    "rq_flag_RL",
 };
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",

@@ -57,6 +57,7 @@ enum stats_cx {
     STATS_RQ_FLAG_NC,
     STATS_RQ_CANCEL_SKIPPED, /* abandoned upstream streams left to finish (reset budget) */
     STATS_RQ_MIRROR,         /* RequestMirror copies started */
+    STATS_RQ_FLAG_RL,        /* 429: a connection's request rate (--max-request-rate) */
     STATS_CX_COUNT
 };
 
