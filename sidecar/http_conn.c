@@ -201,12 +201,10 @@ static void h2_on_trailers(struct h2_conn *h2, int32_t sid, const struct h2_head
     if (!ps)
         return;
     if (h2_is_up(ps, h2)) {
-        stream_head_reset(&ps->ptr, STREAM_TRAILERS);
-        if (stream_trailers_from_h2(&ps->ptr, t, n) == 0)
+        if (trailers_begin(&ps->ptr) == 0 && stream_trailers_from_h2(&ps->ptr, t, n) == 0)
             ps_response_trailers(ps);
     } else if (h2_is_down(ps, h2)) {
-        stream_head_reset(&ps->rtr, STREAM_TRAILERS);
-        if (stream_trailers_from_h2(&ps->rtr, t, n) == 0)
+        if (trailers_begin(&ps->rtr) == 0 && stream_trailers_from_h2(&ps->rtr, t, n) == 0)
             ps_request_trailers(ps);
     }
 }
@@ -442,8 +440,8 @@ static void h1_server_input(struct hconn *c)
         }
         c->dec_on = false;
         if (c->dec.num_trailers) {
-            stream_head_reset(&c->cur->rtr, STREAM_TRAILERS);
-            if (stream_trailers_from_h1(&c->cur->rtr, c->dec.trailers, c->dec.num_trailers) == 0)
+            if (trailers_begin(&c->cur->rtr) == 0 &&
+                stream_trailers_from_h1(&c->cur->rtr, c->dec.trailers, c->dec.num_trailers) == 0)
                 ps_request_trailers(c->cur);
         }
         if (c->cur)
@@ -538,8 +536,8 @@ static void h1_client_input(struct hconn *c)
         }
         c->dec_on = false;
         if (c->dec.num_trailers) {
-            stream_head_reset(&ps->ptr, STREAM_TRAILERS);
-            if (stream_trailers_from_h1(&ps->ptr, c->dec.trailers, c->dec.num_trailers) == 0)
+            if (trailers_begin(&ps->ptr) == 0 &&
+                stream_trailers_from_h1(&ps->ptr, c->dec.trailers, c->dec.num_trailers) == 0)
                 ps_response_trailers(ps);
         }
         if (c->cur == ps)

@@ -249,6 +249,15 @@ void ps_local_reply(struct pstream *ps, int status, const char *flag, const char
 void ps_free_all(struct worker *w);
 
 /* Shared helpers. */
+
+/* A trailers head ready to fill: made on first use, emptied after. 0 or -STREAM_E_NOMEM. */
+static inline int trailers_begin(struct stream_head *h)
+{
+    if (!h->fields.v)
+        return stream_head_init(h, STREAM_TRAILERS, NULL);
+    stream_head_reset(h, STREAM_TRAILERS);
+    return 0;
+}
 void http_stat(struct worker *w, enum stats_dir dir, enum stats_cx c);
 
 #endif

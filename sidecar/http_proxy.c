@@ -191,10 +191,9 @@ static struct pstream *ps_alloc(struct worker *w, enum stats_dir dir, struct con
     struct pstream *ps = calloc(1, sizeof(*ps));
     if (!ps)
         return NULL;
+    /* trailer heads are made when trailers come (trailers_begin): most requests have none */
     if (stream_head_init(&ps->req, STREAM_REQUEST, NULL) < 0 ||
-        stream_head_init(&ps->resp, STREAM_RESPONSE, NULL) < 0 ||
-        stream_head_init(&ps->rtr, STREAM_TRAILERS, NULL) < 0 ||
-        stream_head_init(&ps->ptr, STREAM_TRAILERS, NULL) < 0) {
+        stream_head_init(&ps->resp, STREAM_RESPONSE, NULL) < 0) {
         stream_head_free(&ps->req);
         stream_head_free(&ps->resp);
         stream_head_free(&ps->rtr);
@@ -950,7 +949,8 @@ static bool ps_retry(struct pstream *ps, const struct retry_outcome *o)
     stat(ps, STATS_RQ_RETRY);
     ps_drop_attempt(ps, true);
     stream_head_reset(&ps->resp, STREAM_RESPONSE);
-    stream_head_reset(&ps->ptr, STREAM_TRAILERS);
+    if (ps->ptr.fields.v)
+        stream_head_reset(&ps->ptr, STREAM_TRAILERS);
     bq_free(&ps->rs);
     ps->has_ptr = false;
     ps->backoff = true;

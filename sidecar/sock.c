@@ -10,6 +10,12 @@
 
 #define SOCK_STARVED_RETRY_MS 5
 
+/* The socks written to during this batch of completions, sent together once it is over.
+ * One loop per thread, so the list is the thread's. */
+static __thread struct sock *dirty_head;
+static __thread struct loop_timer dirty_timer;
+static __thread bool dirty_timer_init;
+
 static void on_recv(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
@@ -259,11 +265,51 @@ char *sock_reserve(struct sock *s, size_t n)
     return s->out + s->out_len;
 }
 
+static void dirty_unlink(struct sock *s)
+{
+    if (!s->dirty)
+        return;
+    if (s->dprev)
+        s->dprev->dnext = s->dnext;
+    else
+        dirty_head = s->dnext;
+    if (s->dnext)
+        s->dnext->dprev = s->dprev;
+    s->dirty = false;
+    s->dprev = s->dnext = NULL;
+}
+
+static void on_dirty(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    (void)t;
+    while (dirty_head) {
+        struct sock *s = dirty_head;
+        dirty_unlink(s);
+        s->busy++;
+        kick_send(s);
+        s->busy--;
+        after(s);
+    }
+}
+
 void sock_commit(struct sock *s, size_t n)
 {
     s->out_len += n;
-    if (n)
-        kick_send(s);
+    if (!n || s->dirty || s->send_op.armed || s->closing)
+        return; /* a send in flight picks the bytes up when it completes */
+    if (!dirty_timer_init) {
+        loop_timer_init(&dirty_timer, on_dirty, NULL);
+        dirty_timer_init = true;
+    }
+    s->dirty = true;
+    s->dprev = NULL;
+    s->dnext = dirty_head;
+    if (dirty_head)
+        dirty_head->dprev = s;
+    dirty_head = s;
+    if (!loop_timer_armed(&dirty_timer))
+        loop_timer_set(s->loop, &dirty_timer, 0);
 }
 
 int sock_write(struct sock *s, const void *p, size_t len)
@@ -287,6 +333,7 @@ void sock_close(struct sock *s, bool reset)
     if (s->closing)
         return;
     s->closing = true;
+    dirty_unlink(s);
     if (reset && s->fd >= 0) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

@@ -67,6 +67,8 @@ struct sock {
     bool shut_out;
     bool closing;
     bool closed_done;
+    bool dirty; /* on the thread's list of socks to send at the batch end */
+    struct sock *dprev, *dnext;
     int busy; /* callbacks running now */
 };
 
@@ -91,7 +93,10 @@ static inline size_t sock_in_len(const struct sock *s)
 int sock_push_input(struct sock *s, const char *p, size_t len);
 /* Drops n bytes from the front of the input. */
 void sock_consume(struct sock *s, size_t n);
-/* Appends bytes to the output queue: sent as soon as the loop can. 0 or -ENOMEM. */
+/* Appends bytes to the output queue. The send starts when the current batch of
+ * completions has been handled (a zero-delay timer), so everything a batch wrote to one
+ * socket leaves in one send: a response head and its body, many HTTP/2 frames. 0 or
+ * -ENOMEM. */
 int sock_write(struct sock *s, const void *p, size_t len);
 /* Room for n bytes at the end of the output queue (NULL: no memory); then sock_commit
  * the bytes actually written there. */
