@@ -4,8 +4,9 @@
 # app connected to, and an unknown Host falls back to that VIP's Service; a connection's
 # request rate past --max-request-rate gets 429 with flag RL while another connection is
 # served; HTTP connections count their bytes like relays; on SIGTERM an HTTP/2 client gets
-# GOAWAY and its request in flight completes; a RequestMirror copy reaches the mirror with
-# "-shadow" on its authority. On both I/O backends.
+# GOAWAY and its request in flight completes; a RequestMirror copy reaches the mirror; a
+# CONTINUATION flood gets GOAWAY(ENHANCE_YOUR_CALM) while another client is served. On
+# both I/O backends.
 source "$(dirname "$0")/lib.sh"
 mesh_up
 mesh_require_bins
@@ -90,6 +91,46 @@ for io in "${RM_IOS[@]}"; do
     code=$(in_pod a curl -sS --max-time 5 -o /dev/null -D - http://$ONE/ 2>&1 | tr -d '\r' |
         awk 'tolower($1) == "x-ringmesh-flags:" { print $2 }')
     check_eq "$io: a fresh connection has its own budget (no flag)" "${code:-none}" none
+
+    # --- CONTINUATION flood (CVE-2024-27316 class): one HEADERS without END_HEADERS, then
+    # endless CONTINUATION frames. The sidecar must answer GOAWAY(ENHANCE_YOUR_CALM) after a
+    # few frames and close, while another client is served and the sidecar stays small.
+    out=$(in_pod a "$RM_PY" - "$ONE" <<'PY'
+import socket, struct, sys
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+frame = lambda t, f, sid, p: struct.pack(">I", len(p))[1:] + bytes([t, f]) + struct.pack(">I", sid) + p
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+s.sendall(frame(1, 0, 1, b"\x82\x86\x84"))  # HEADERS, stream 1, no END_HEADERS
+sent, buf, goaway = 0, b"", None
+try:
+    for i in range(10000):
+        s.sendall(frame(9, 0, 1, b"\x40\x01a\x01b"))  # CONTINUATION, no END_HEADERS
+        sent += 1
+except OSError:
+    pass
+try:
+    while goaway is None:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + n:
+                break
+            if buf[3] == 7:
+                goaway = int.from_bytes(buf[9 + 4:9 + 8], "big")
+            buf = buf[9 + n:]
+except OSError:
+    pass
+print("goaway=%s sent=%d" % (goaway if goaway is not None else "none", sent))
+PY
+)
+    check "$io: CONTINUATION flood: GOAWAY(ENHANCE_YOUR_CALM) ($out)" grep -q 'goaway=11 ' <<<"$out"
+    check_stat a outbound.h2_conn_error ge 1
+    check_eq "$io: CONTINUATION flood: another client is served" "$(app_of a http://$ONE/)" "200 one"
+    rss=$(awk '/VmRSS/ { print $2 }' "/proc/$(sidecar_pid a)/status")
+    check "$io: CONTINUATION flood: the sidecar's RSS stays under 64 MiB (${rss} KiB)" [ "${rss:-999999}" -lt 65536 ]
 
     # --- bytes: HTTP connections count what they carry, both directions
     rx0=$(sidecar_stat a outbound.bytes_rx) tx0=$(sidecar_stat a outbound.bytes_tx)
