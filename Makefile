@@ -29,7 +29,8 @@ URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -lyaml -lcjson)
 MODEL_LIBS += $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 MODEL_LIBS += $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
-LIBS        = $(URING_LIBS) $(MODEL_LIBS)
+TLS_LIBS   := $(shell pkg-config --libs wolfssl 2>/dev/null || echo -lwolfssl)
+LIBS        = $(URING_LIBS) $(MODEL_LIBS) $(TLS_LIBS)
 
 Q := $(if $(V),,@)
 
@@ -49,7 +50,7 @@ LIBSIDECAR := $(BUILD)/libsidecar.a
 LIBINIT    := $(BUILD)/libinit.a
 LIBXDS     := $(BUILD)/libxds.a
 
-PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init
+PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -71,6 +72,11 @@ $(BUILD)/sidecar/%.o: CFLAGS += -Ixds
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,&& true)
+
+$(BIN)/ringmeshctl: $(call obj,xds/main_ringmeshctl.c) $(LIBXDS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BIN)/ringmesh-sidecar: $(call obj,sidecar/main.c) $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -111,7 +117,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
 DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev libnghttp2-dev \
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format \
-            nghttp2-client python3-h2 python3-grpcio haproxy wrk
+            nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
