@@ -24,6 +24,7 @@
 #include "log.h"
 #include "model.h"
 #include "stats.h"
+#include "tls.h"
 #include "worker.h"
 
 
@@ -156,6 +157,16 @@ size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
     put(buf, len, &n, "config.endpoints: %zu\n", eps);
     put(buf, len, &n, "config.http_routes: %zu\n", m ? m->n_routes : 0);
     config_release(snap);
+    struct tls_creds *tc = tls_acquire();
+    put(buf, len, &n, "tls.enabled: %d\n", tc != NULL);
+    if (tc) {
+        put(buf, len, &n, "tls.identity: %s\n", tls_creds_id(tc));
+        put(buf, len, &n, "tls.cert_expiry_seconds: %lld\n",
+            (long long)tls_creds_not_after(tc) - (long long)time(NULL));
+    }
+    put(buf, len, &n, "tls.reloads_ok: %d\n", atomic_load(&sc->tls_reloads_ok));
+    put(buf, len, &n, "tls.reloads_rejected: %d\n", atomic_load(&sc->tls_reloads_rejected));
+    tls_creds_release(tc);
     return n;
 }
 

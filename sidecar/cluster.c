@@ -168,6 +168,8 @@ static void update_one(struct cluster_set *cs, const struct model_set *m,
         retry_budget_init(&c->budget, c->retry.budget_percent, c->retry.budget_min_per_sec);
     c->hash_key = pol->hash_key;
     snprintf(c->hash_name, sizeof(c->hash_name), "%s", pol->hash_name ? pol->hash_name : "");
+    c->tls = pol->tls_mode == MODEL_TLS_MUTUAL;
+    snprintf(c->sni, sizeof(c->sni), "%s.%s.svc.cluster.local", sv->meta.name, sv->meta.ns);
     c->max_connections = pol->max_connections;
     c->max_pending = pol->max_pending;
     c->max_requests = pol->max_requests;

@@ -11,6 +11,7 @@
 #ifndef RINGMESH_CLUSTER_H
 #define RINGMESH_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,8 @@ struct cluster {
     enum model_hash_key hash_key;
     char hash_name[128];
     uint32_t max_connections, max_pending, max_requests;
+    bool tls;       /* DestinationPolicy tls mode MUTUAL (the default): mTLS to peers */
+    char sni[300];  /* "name.ns.svc.cluster.local": the SNI of connections to it */
     uint32_t up_cx;      /* upstream HTTP connections open now */
     uint32_t pending;    /* requests waiting for a connection */
     uint32_t rq_active;  /* requests in flight */

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "stats.h"
@@ -45,7 +46,21 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
  * and bytes already read from it (sniffing). On failure fd is closed. The caller's
  * count in sc->active_cx passes to the HTTP connection. */
 void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct sockaddr_storage *dst,
-                socklen_t dst_len, const char *early, size_t early_len);
+                socklen_t dst_len, const char *early, size_t early_len, bool tls);
+
+/* Outbound TCP to a peer sidecar over mTLS: the client's connection fd (original
+ * destination dst, bytes early already read) tunnelled to up (the endpoint picked) with
+ * SNI sni and ALPN ringmesh-tcp. The caller's active_cx count passes to it. */
+void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst, socklen_t dst_len,
+                    const struct sockaddr_storage *up, socklen_t up_len, const char *sni,
+                    const char *early, size_t early_len);
+
+/* PeerAuthentication for an inbound connection to local port `port`: the policy of the
+ * pod's namespace without a selector (a selector needs pod labels the sidecar does not
+ * have), its port-level mode first. Unset: PERMISSIVE, as Istio's default. */
+enum http_mtls_mode { HTTP_MTLS_PERMISSIVE, HTTP_MTLS_STRICT, HTTP_MTLS_DISABLE };
+enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap, const char *ns,
+                                      uint16_t port);
 /* Periodic (each tick): idle timeouts, pool reaping, outlier sweeps. */
 void http_sweep(struct worker *w, uint64_t now_ms);
 /* The worker is draining: HTTP/2 connections get GOAWAY, HTTP/1.1 ones close after

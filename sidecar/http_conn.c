@@ -29,6 +29,7 @@
 #include "addr.h"
 #include "http_internal.h"
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 #define HTTP_UP_IDLE_MS   60000 /* an idle upstream connection is closed after this */
@@ -49,6 +50,9 @@ static const struct sock_ops hc_sock_ops = {
     .closed = hc_closed,
 };
 static void hc_process(struct hconn *c);
+static void hc_tcp_to_app(struct hconn *c);
+static int up_socket(const struct sockaddr_storage *dst, enum stats_dir dir);
+static struct hconn *hc_new(struct worker *w, int fd, enum stats_dir dir, bool client);
 static void hc_close(struct hconn *c, bool reset, const char *why);
 static void pool_remove(struct hconn *c);
 static void pool_dispatch(struct pool *p);
@@ -605,6 +609,41 @@ void hc_tunnel(struct hconn *down, struct hconn *up)
     tunnel_input(up);
 }
 
+/* ---- mTLS on a downstream connection ---- */
+
+/* The server side's handshake: false while it runs or once it failed (logged with the
+ * peer and the reason, counted, closed). When it is done, a peer that asked for a TCP
+ * tunnel (ALPN ringmesh-tcp) gets one to the app. */
+static bool hc_tls_ready(struct hconn *c)
+{
+    struct sock *s = &c->sock;
+    if (!tls_conn_established(s->tls)) {
+        if (s->err || s->eof_in) {
+            char a[ADDR_STRLEN] = "?";
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof(ss);
+            if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) == 0)
+                addr_format((struct sockaddr *)&ss, a);
+            http_stat(c->w, c->dir, STATS_TLS_FAIL);
+            log_warn("mTLS from %s: handshake failed: %s", a,
+                     s->err ? tls_conn_reason(s->tls) : "the peer closed");
+            hc_close(c, true, "TLS handshake failed");
+        }
+        return false;
+    }
+    if (!c->tls_counted) {
+        c->tls_counted = true;
+        http_stat(c->w, c->dir, STATS_TLS_HANDSHAKE);
+        if (tls_conn_resumed(s->tls))
+            http_stat(c->w, c->dir, STATS_TLS_RESUMED);
+        if (strcmp(tls_conn_alpn(s->tls), TLS_ALPN_TCP) == 0) {
+            hc_tcp_to_app(c);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ---- the socket's callbacks ---- */
 
 static void hc_process(struct hconn *c)
@@ -614,6 +653,8 @@ static void hc_process(struct hconn *c)
         return;
     switch (c->mode) {
     case HM_DETECT: {
+        if (s->tls && !hc_tls_ready(c))
+            return;
         size_t n = sock_in_len(s), k = n < 24 ? n : 24;
         if (!n && !s->eof_in && !s->err)
             return;
@@ -798,7 +839,7 @@ static void hc_close(struct hconn *c, bool reset, const char *why)
 /* ---- downstream: the proxy layer's calls ---- */
 
 void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct sockaddr_storage *dst,
-                socklen_t dst_len, const char *early, size_t early_len)
+                socklen_t dst_len, const char *early, size_t early_len, bool tls)
 {
     struct hconn *c = hc_new(w, fd, dir, false);
     if (!c) {
@@ -814,6 +855,16 @@ void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct socka
     c->mode = HM_DETECT;
     if (dir == STATS_INBOUND)
         c->app = http_local_app_proto(w->snap, dst);
+    if (tls) { /* mTLS from a peer sidecar: what follows is plaintext to the codecs */
+        char err[256];
+        if (!w->tls ||
+            sock_tls_start(&c->sock, w->tls, true, NULL, NULL, NULL, 0, err, sizeof(err)) < 0) {
+            log_warn("inbound mTLS: %s", w->tls ? err : "no credentials");
+            hc_close(c, true, "no TLS session");
+            return;
+        }
+        http_stat(w, dir, STATS_CX_MTLS);
+    }
     if (early_len && sock_push_input(&c->sock, early, early_len) < 0) {
         hc_close(c, true, "out of memory");
         return;
@@ -979,17 +1030,20 @@ void hc_detach(struct hconn *c, struct pstream *ps)
 
 /* ---- upstream pools ---- */
 
-static uint64_t addr_hash(const struct sockaddr_storage *a, socklen_t len, bool h2, int dir)
+static uint64_t addr_hash(const struct sockaddr_storage *a, socklen_t len, bool h2, bool tls,
+                          int dir)
 {
-    return lb_hash(a, len) ^ (h2 ? 0x9e3779b97f4a7c15ull : 0) ^ (uint64_t)dir;
+    return lb_hash(a, len) ^ (h2 ? 0x9e3779b97f4a7c15ull : 0) ^ (tls ? 0x5851f42d4c957f2dull : 0) ^
+           (uint64_t)dir;
 }
 
 static struct pool *pool_find(struct http_worker *hw, const struct sockaddr_storage *a,
-                              socklen_t len, bool h2, enum stats_dir dir, bool create)
+                              socklen_t len, bool h2, bool tls, enum stats_dir dir, bool create)
 {
-    size_t b = addr_hash(a, len, h2, dir) % hw->npools;
+    size_t b = addr_hash(a, len, h2, tls, dir) % hw->npools;
     for (struct pool *p = hw->pools[b]; p; p = p->next)
-        if (p->h2 == h2 && p->dir == dir && p->addr_len == len && memcmp(&p->addr, a, len) == 0)
+        if (p->h2 == h2 && p->tls == tls && p->dir == dir && p->addr_len == len &&
+            memcmp(&p->addr, a, len) == 0)
             return p;
     if (!create)
         return NULL;
@@ -999,6 +1053,7 @@ static struct pool *pool_find(struct http_worker *hw, const struct sockaddr_stor
     memcpy(&p->addr, a, len);
     p->addr_len = len;
     p->h2 = h2;
+    p->tls = tls;
     p->dir = dir;
     p->next = hw->pools[b];
     hw->pools[b] = p;
@@ -1079,6 +1134,16 @@ static struct hconn *pool_open(struct worker *w, struct pool *p, struct cluster 
         cl->up_cx++;
     }
     http_stat(w, p->dir, STATS_UPSTREAM_CX_HTTP);
+    if (p->tls) {
+        char err[256];
+        if (!w->tls ||
+            sock_tls_start(&c->sock, w->tls, false, cl ? cl->sni : NULL,
+                           p->h2 ? TLS_ALPN_H2 : "http/1.1", NULL, 0, err, sizeof(err)) < 0) {
+            log_warn("mTLS to a peer: %s", w->tls ? err : "no credentials");
+            hc_close(c, true, "no TLS session");
+            return NULL;
+        }
+    }
     if (sock_connect(&c->sock, (struct sockaddr *)&p->addr, p->addr_len,
                      w->sc->opts.connect_timeout_ms) < 0) {
         hc_close(c, true, "cannot start connect");
@@ -1198,10 +1263,10 @@ static void pool_dispatch(struct pool *p)
 }
 
 int pool_acquire(struct worker *w, struct pstream *ps, const struct sockaddr_storage *addr,
-                 socklen_t len, bool h2, struct hconn **out)
+                 socklen_t len, bool h2, bool tls, struct hconn **out)
 {
     struct http_worker *hw = http_of(w);
-    struct pool *p = hw ? pool_find(hw, addr, len, h2, ps->dir, true) : NULL;
+    struct pool *p = hw ? pool_find(hw, addr, len, h2, tls, ps->dir, true) : NULL;
     struct cluster *cl = ps->cluster;
     *out = NULL;
     if (!p)
@@ -1242,11 +1307,26 @@ static void hc_connected(struct sock *s, int res)
     struct hconn *c = s->owner;
     struct pool *p = c->pool;
     if (res < 0) {
+        char a[ADDR_STRLEN];
+        if (c->sock.tls && res == -ECONNREFUSED && c->sock.bytes_in) {
+            /* TCP was up: the TLS handshake failed, and says why */
+            http_stat(c->w, c->dir, STATS_TLS_FAIL);
+            log_warn("mTLS to %s: handshake failed: %s",
+                     addr_format((struct sockaddr *)&c->sock.peer, a),
+                     tls_conn_reason(c->sock.tls));
+        } else {
+            log_debug("HTTP upstream connection %lu: connect: %s", (unsigned long)c->id,
+                      strerror(-res));
+        }
         http_stat(c->w, c->dir,
                   res == -ETIMEDOUT ? STATS_CX_CONNECT_TIMEOUT : STATS_CX_CONNECT_FAIL);
-        log_debug("HTTP upstream connection %lu: connect: %s", (unsigned long)c->id,
-                  strerror(-res));
         pool_remove(c);
+        if (c->mode == HM_TUNNEL && c->peer) {
+            struct hconn *down = c->peer;
+            c->peer = NULL;
+            down->peer = NULL;
+            hc_close(down, true, "tunnel upstream connect failed");
+        }
         c->closing = true; /* no dispatch to it */
         /* Its waiters fail (they may retry elsewhere) unless another connect is on its way. */
         if (p && !p->connecting) {
@@ -1259,6 +1339,11 @@ static void hc_connected(struct sock *s, int res)
     c->connected = true;
     if (p)
         p->connecting--;
+    if (c->sock.tls) {
+        http_stat(c->w, c->dir, STATS_TLS_HANDSHAKE);
+        if (tls_conn_resumed(c->sock.tls))
+            http_stat(c->w, c->dir, STATS_TLS_RESUMED);
+    }
     if (c->mode == HM_H2 && hc_start_h2(c) < 0) {
         hc_close(c, true, "no memory for HTTP/2");
         return;
@@ -1269,6 +1354,11 @@ static void hc_connected(struct sock *s, int res)
         c->idle_since_ms = loop_now_ms(c->w->loop);
     }
     sock_read_start(s);
+    if (c->mode == HM_TUNNEL) {
+        if (c->peer)
+            tunnel_input(c->peer);
+        return;
+    }
     if (p)
         pool_dispatch(p);
     h2_flush(c);
@@ -1519,4 +1609,69 @@ void http_free_all(struct worker *w)
     router_scratch_free(hw->scratch);
     free(hw);
     w->http = NULL;
+}
+
+/* ---- TCP between sidecars over mTLS (ALPN ringmesh-tcp) ---- */
+
+/* Links down to a new upstream connection to addr (plaintext to the app from 127.0.0.6
+ * inbound; mTLS to a peer sidecar outbound when sni is set): a byte tunnel once it is
+ * connected. What down sent meanwhile waits in the upstream's queue. */
+static void tunnel_to(struct hconn *down, const struct sockaddr_storage *addr, socklen_t len,
+                      const char *sni)
+{
+    struct worker *w = down->w;
+    int fd = up_socket(addr, down->dir);
+    struct hconn *up = fd >= 0 ? hc_new(w, fd, down->dir, true) : NULL;
+    if (!up) {
+        if (fd >= 0)
+            close(fd);
+        hc_close(down, true, "no upstream socket for the tunnel");
+        return;
+    }
+    char err[256];
+    if (sni && (!w->tls || sock_tls_start(&up->sock, w->tls, false, sni, TLS_ALPN_TCP, NULL, 0, err,
+                                          sizeof(err)) < 0)) {
+        log_warn("mTLS tunnel: %s", w->tls ? err : "no credentials");
+        hc_close(up, true, "no TLS session");
+        hc_close(down, true, "no TLS session");
+        return;
+    }
+    down->mode = up->mode = HM_TUNNEL;
+    down->peer = up;
+    up->peer = down;
+    down->cur = NULL;
+    if (sock_connect(&up->sock, (const struct sockaddr *)addr, len,
+                     w->sc->opts.connect_timeout_ms) < 0) {
+        hc_close(down, true, "cannot start connect");
+        return;
+    }
+    tunnel_input(down); /* bytes already decrypted go into up's queue */
+}
+
+static void hc_tcp_to_app(struct hconn *c)
+{
+    tunnel_to(c, &c->dst, c->dst_len, NULL);
+}
+
+void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst, socklen_t dst_len,
+                    const struct sockaddr_storage *up, socklen_t up_len, const char *sni,
+                    const char *early, size_t early_len)
+{
+    struct hconn *c = hc_new(w, fd, STATS_OUTBOUND, false);
+    if (!c) {
+        close(fd);
+        atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
+        http_stat(w, STATS_OUTBOUND, STATS_CX_ALLOC_FAIL);
+        http_stat(w, STATS_OUTBOUND, STATS_CX_CLOSED);
+        return;
+    }
+    c->counted_cx = true;
+    c->dst = *dst;
+    c->dst_len = dst_len;
+    if (early_len && sock_push_input(&c->sock, early, early_len) < 0) {
+        hc_close(c, true, "out of memory");
+        return;
+    }
+    sock_read_start(&c->sock);
+    tunnel_to(c, up, up_len, sni);
 }

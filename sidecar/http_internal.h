@@ -81,7 +81,8 @@ struct hconn {
     /* the worker's list */
     struct hconn *prev, *next;
     bool closing;
-    bool counted_cx; /* holds one sc->active_cx */
+    bool counted_cx;  /* holds one sc->active_cx */
+    bool tls_counted; /* downstream mTLS: the handshake was counted */
 };
 
 /* Upstream connections to one address in one protocol, with the requests waiting. */
@@ -90,6 +91,7 @@ struct pool {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool h2;
+    bool tls; /* mTLS to a peer sidecar */
     enum stats_dir dir;
     struct hconn *conns;
     uint32_t nconns, connecting;
@@ -209,7 +211,7 @@ void hc_continue(struct hconn *c);
  * ps_upstream_ready or ps_upstream_failed later), or an error (-EAGAIN when the cluster's
  * connection limit left nowhere to go... see http_conn.c). */
 int pool_acquire(struct worker *w, struct pstream *ps, const struct sockaddr_storage *addr,
-                 socklen_t len, bool h2, struct hconn **out);
+                 socklen_t len, bool h2, bool tls, struct hconn **out);
 /* ps stops waiting in its pool. */
 void pool_unwait(struct pstream *ps);
 int uc_request_head(struct hconn *c, struct pstream *ps, bool end);

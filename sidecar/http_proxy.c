@@ -183,6 +183,29 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
     return HTTP_APP_UNKNOWN;
 }
 
+enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap, const char *ns,
+                                      uint16_t port)
+{
+    const struct model_set *m = snap ? snap->model : NULL;
+    enum http_mtls_mode mode = HTTP_MTLS_PERMISSIVE;
+    for (size_t i = 0; m && i < m->n_peer_authns; i++) {
+        const struct model_peer_authn *pa = &m->peer_authns[i];
+        if (pa->n_selector || strcmp(pa->meta.ns, ns ? ns : "default") != 0)
+            continue;
+        enum model_mtls_mode mm = pa->mode;
+        for (size_t j = 0; j < pa->n_ports; j++)
+            if (pa->ports[j].port == port && pa->ports[j].mode != MODEL_MTLS_UNSET)
+                mm = pa->ports[j].mode;
+        if (mm == MODEL_MTLS_STRICT)
+            mode = HTTP_MTLS_STRICT;
+        else if (mm == MODEL_MTLS_DISABLE)
+            mode = HTTP_MTLS_DISABLE;
+        else if (mm == MODEL_MTLS_PERMISSIVE)
+            mode = HTTP_MTLS_PERMISSIVE;
+    }
+    return mode;
+}
+
 /* ---- streams ---- */
 
 static struct pstream *ps_alloc(struct worker *w, enum stats_dir dir, struct config_snapshot *snap)
@@ -884,7 +907,9 @@ static void ps_attempt(struct pstream *ps)
     ps->at_start_ms = now;
     struct hconn *uc;
     ps->at = AT_WAIT;
-    int e = pool_acquire(w, ps, &addr, alen, h2, &uc);
+    /* between sidecars: mTLS when we have credentials and the policy does not disable it */
+    bool tls = ps->dir == STATS_OUTBOUND && w->tls && ps->cluster->tls;
+    int e = pool_acquire(w, ps, &addr, alen, h2, tls, &uc);
     if (e < 0) {
         ps_upstream_failed(ps, e == -EOVERFLOW ? RETRY_OUT_OVERFLOW : RETRY_OUT_CONNECT_FAILURE);
         return;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "loop.h"
 #include "options.h"
 #include "sidecar.h"
+#include "tls.h"
 #include "worker.h"
 
 static uint64_t now_ms(void)
@@ -113,6 +115,33 @@ static int failed_worker(struct sidecar *sc)
     return -1;
 }
 
+/* One line about a credentials generation: who we are and until when. */
+static void tls_log_creds(const struct tls_creds *c, const char *what)
+{
+    time_t na = tls_creds_not_after(c);
+    struct tm tm;
+    char when[32] = "?";
+    if (na && gmtime_r(&na, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    log_info("%s: identity %s, certificate valid until %s", what, tls_creds_id(c), when);
+}
+
+/* New handshakes use the new credentials at once; open connections keep theirs. A bad
+ * set (half written, wrong key) is refused and the current one keeps serving. */
+static void tls_reload(struct sidecar *sc)
+{
+    char err[512];
+    struct tls_creds *c = tls_creds_load(sc->opts.cert_dir, err, sizeof(err));
+    if (!c) {
+        atomic_fetch_add(&sc->tls_reloads_rejected, 1);
+        log_error("mTLS credentials not reloaded, the current ones stay: %s", err);
+        return;
+    }
+    atomic_fetch_add(&sc->tls_reloads_ok, 1);
+    tls_log_creds(c, "mTLS credentials reloaded");
+    tls_publish(c);
+}
+
 int main(int argc, char **argv)
 {
     static struct sidecar sc;
@@ -162,6 +191,26 @@ int main(int argc, char **argv)
     }
     config_publish(snap);
 
+    /* mTLS credentials, likewise before anything listens; then watched for rotation */
+    int ifd = -1;
+    uint64_t tls_reload_at = 0;
+    if (sc.opts.cert_dir) {
+        struct tls_creds *creds = tls_creds_load(sc.opts.cert_dir, err, sizeof(err));
+        if (!creds) {
+            log_error("--cert-dir: %s", err);
+            config_shutdown();
+            return 1;
+        }
+        tls_log_creds(creds, "mTLS on");
+        tls_publish(creds);
+        ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (ifd < 0 || inotify_add_watch(ifd, sc.opts.cert_dir,
+                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
+                                             IN_ATTRIB) < 0)
+            log_warn("--cert-dir %s: cannot watch for rotation (%s): reload with SIGHUP",
+                     sc.opts.cert_dir, strerror(errno));
+    }
+
     if (admin_open(&admin, &sc, err, sizeof(err)) < 0) {
         log_error("%s", err);
         config_shutdown();
@@ -187,22 +236,36 @@ int main(int argc, char **argv)
              sc.opts.outbound_port, sc.opts.inbound_port, sc.opts.admin_port);
 
     for (;;) {
-        struct pollfd p[1 + ADMIN_LISTENERS + ADMIN_MAX_CLIENTS];
+        struct pollfd p[2 + ADMIN_LISTENERS + ADMIN_MAX_CLIENTS];
         p[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
-        int na = admin_pollfds(&admin, p + 1, ADMIN_LISTENERS + ADMIN_MAX_CLIENTS);
+        p[1] = (struct pollfd){.fd = ifd, .events = POLLIN}; /* -1: ignored by poll */
+        int na = admin_pollfds(&admin, p + 2, ADMIN_LISTENERS + ADMIN_MAX_CLIENTS);
         /* 100 ms: client deadlines, the drain and failed workers are checked that often */
-        int n = poll(p, (nfds_t)(1 + na), 100);
+        int n = poll(p, (nfds_t)(2 + na), 100);
         if (n < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             rc = 1;
             break;
         }
-        admin_process(&admin, p + 1, na);
+        admin_process(&admin, p + 2, na);
+        if (n > 0 && ifd >= 0 && (p[1].revents & POLLIN)) {
+            char ev[4096];
+            while (read(ifd, ev, sizeof(ev)) > 0)
+                ;
+            /* a secret update writes several files: load once they have settled */
+            tls_reload_at = now_ms() + 200;
+        }
+        if (tls_reload_at && now_ms() >= tls_reload_at) {
+            tls_reload_at = 0;
+            tls_reload(&sc);
+        }
         if (n > 0 && (p[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
                     sidecar_reload(&sc);
+                    if (sc.opts.cert_dir)
+                        tls_reload(&sc);
                     continue;
                 }
                 if (deadline) {
@@ -240,6 +303,9 @@ out:
     stop_workers(&sc);
     admin_close(&admin);
     config_shutdown();
+    tls_shutdown();
+    if (ifd >= 0)
+        close(ifd);
     close(sfd);
     log_info("exit");
     return rc;

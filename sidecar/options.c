@@ -39,6 +39,9 @@ static const char usage[] =
     "  --static-dst ADDR:PORT       where to send connections that were not redirected\n"
     "                               (tests and benchmarks; default: close them)\n"
     "  --log-level LEVEL            error|warn|info|debug|trace (info)\n"
+    "  --cert-dir DIR               mTLS between sidecars with DIR's cert-chain.pem, key.pem and\n"
+    "                               root-cert.pem (Istio's layout; reloaded when they change);\n"
+    "                               none: plaintext ($RINGMESH_CERT_DIR)\n"
     "  --config FILE                the resource model (Services, EndpointSlices, HTTPRoutes,\n"
     "                               policies; YAML or JSON); SIGHUP reloads it\n"
     "  --pod-name NAME              this workload's pod ($POD_NAME)\n"
@@ -72,6 +75,7 @@ enum {
     OPT_STATIC_DST,
     OPT_LOG_LEVEL,
     OPT_CONFIG,
+    OPT_CERT_DIR,
     OPT_POD_NAME,
     OPT_POD_NAMESPACE,
     OPT_SERVICE_ACCOUNT,
@@ -98,6 +102,7 @@ static const struct option longopts[] = {
     {"static-dst", required_argument, NULL, OPT_STATIC_DST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
     {"pod-name", required_argument, NULL, OPT_POD_NAME},
     {"pod-namespace", required_argument, NULL, OPT_POD_NAMESPACE},
     {"service-account", required_argument, NULL, OPT_SERVICE_ACCOUNT},
@@ -140,6 +145,9 @@ static void defaults(struct sidecar_options *o)
     o->buf_count = 512;
     o->buf_size = 16 * 1024;
     o->log_level = LOG_INFO;
+    o->cert_dir = getenv("RINGMESH_CERT_DIR");
+    if (o->cert_dir && !*o->cert_dir)
+        o->cert_dir = NULL;
     o->pod_name = getenv("POD_NAME");
     o->pod_namespace = getenv("POD_NAMESPACE");
     o->service_account = getenv("SERVICE_ACCOUNT");
@@ -254,6 +262,11 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                 goto bad_value;
             o->config_path = optarg;
             break;
+        case OPT_CERT_DIR:
+            if (!*optarg)
+                goto bad_value;
+            o->cert_dir = optarg;
+            break;
         case OPT_POD_NAME:
             o->pod_name = optarg;
             break;
@@ -282,6 +295,7 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                                : c == OPT_STATIC_DST ? "a numeric IPv4:port or [IPv6]:port"
                                : c == OPT_LOG_LEVEL  ? "error, warn, info, debug or trace"
                                : c == OPT_CONFIG     ? "a file name"
+                               : c == OPT_CERT_DIR   ? "a directory"
                                                      : "a number in range";
             snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg, want);
             return OPTIONS_ERROR;

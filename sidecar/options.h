@@ -31,6 +31,7 @@ struct sidecar_options {
     struct sockaddr_storage static_dst;
     socklen_t static_dst_len;
     int log_level;
+    const char *cert_dir;         /* --cert-dir, $RINGMESH_CERT_DIR: mTLS credentials; NULL = off */
     const char *config_path; /* --config: the resource model file; NULL = none */
     /* The workload's identity, from flags or the usual env vars (Istio's names). */
     const char *pod_name;        /* --pod-name, $POD_NAME */

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,6 +68,9 @@ struct relay {
     uint64_t last_active_ms;
     struct loop_timer sniff_timer; /* RELAY_SNIFF: server-first protocols give up waiting */
     bool handed_over;              /* the HTTP layer owns the client socket and its count */
+    bool tls_in;                   /* inbound: the client started TLS (mTLS from a peer) */
+    bool tls_out;                  /* outbound TCP to a peer sidecar: over mTLS */
+    enum http_mtls_mode mtls;      /* inbound: PeerAuthentication for this port */
     int busy;                      /* callbacks of this relay running now: no free until 0 */
     struct relay *prev, *next;     /* the worker's list */
 };
@@ -96,6 +100,7 @@ static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf
 static void on_err(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more);
 static int upstream_socket(struct relay *r);
 static void sniff_check(struct relay *r);
+static bool plaintext_allowed(struct relay *r);
 static void handover(struct relay *r);
 static void relay_go(struct relay *r);
 static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
@@ -326,6 +331,9 @@ static void recv_done(struct loop *l, struct loop_op *op, int res, struct loop_b
     if (res == 0) {
         s->eof_in = true;
         if (r->state == RELAY_SNIFF) { /* the client said all it will say: relay it */
+            if (r->dir == STATS_INBOUND && r->w->tls && r->mtls != HTTP_MTLS_DISABLE &&
+                !plaintext_allowed(r))
+                return;
             STATS_INC(cx_stat(r, STATS_CX_TCP));
             relay_go(r);
             return;
@@ -547,6 +555,15 @@ static void relay_go(struct relay *r)
                 relay_close(r, true, "no healthy upstream");
                 return;
             }
+            if (w->tls && c->tls) { /* between sidecars TCP goes over mTLS too */
+                r->tls_out = true;
+                r->state = RELAY_HANDOVER;
+                if (r->side[RELAY_DOWN].recv_op.armed)
+                    loop_cancel(w->loop, &r->side[RELAY_DOWN].recv_op);
+                else
+                    handover(r);
+                return;
+            }
         }
     }
     r->side[RELAY_UP].fd = upstream_socket(r);
@@ -575,12 +592,35 @@ static void sniff_timeout(struct loop *l, struct loop_timer *t)
     struct relay *r = t->owner;
     if (r->state != RELAY_SNIFF)
         return;
+    if (r->dir == STATS_INBOUND && r->w->tls && r->mtls != HTTP_MTLS_DISABLE &&
+        !plaintext_allowed(r))
+        return;
     STATS_INC(cx_stat(r, STATS_CX_TCP));
     relay_go(r);
 }
 
 /* The client's first bytes (queued for upstream) decide: HTTP goes to the HTTP layer
  * once the recv has ended; anything else is relayed as TCP. */
+/* Inbound plaintext with mTLS on: PERMISSIVE takes it (counted), STRICT closes it. */
+static bool plaintext_allowed(struct relay *r)
+{
+    if (r->mtls == HTTP_MTLS_STRICT) {
+        char a[ADDR_STRLEN];
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getpeername(r->side[RELAY_DOWN].fd, (struct sockaddr *)&ss, &sl) < 0)
+            ss.ss_family = AF_UNSPEC;
+        STATS_INC(cx_stat(r, STATS_CX_PLAINTEXT_REFUSED));
+        log_info("inbound plaintext from %s to %s refused: PeerAuthentication STRICT",
+                 ss.ss_family == AF_UNSPEC ? "?" : addr_format((struct sockaddr *)&ss, a),
+                 addr_format((struct sockaddr *)&r->dst, a));
+        relay_close(r, true, "plaintext under STRICT mTLS");
+        return false;
+    }
+    STATS_INC(cx_stat(r, STATS_CX_PLAINTEXT));
+    return true;
+}
+
 static void sniff_check(struct relay *r)
 {
     struct relay_side *up = &r->side[RELAY_UP];
@@ -593,6 +633,15 @@ static void sniff_check(struct relay *r)
     }
     enum sniff_result res = sniff_detect(tmp, n);
     if (res == SNIFF_NEED_MORE && n < SNIFF_MAX_BYTES)
+        return;
+    bool mtls_on = r->dir == STATS_INBOUND && r->w->tls && r->mtls != HTTP_MTLS_DISABLE;
+    if (mtls_on && res == SNIFF_TLS) { /* a peer sidecar: the HTTP layer terminates it */
+        r->tls_in = true;
+        r->state = RELAY_HANDOVER;
+        loop_cancel(r->w->loop, &r->side[RELAY_DOWN].recv_op);
+        return;
+    }
+    if (mtls_on && !plaintext_allowed(r))
         return;
     if (res == SNIFF_HTTP1 || res == SNIFF_HTTP2) {
         r->state = RELAY_HANDOVER;
@@ -626,8 +675,17 @@ static void handover(struct relay *r)
     int fd = down->fd;
     down->fd = -1;
     r->handed_over = true;
-    relay_close(r, false, "handed to the HTTP layer");
-    http_adopt(w, r->dir, fd, &r->dst, r->dst_len, bytes, n);
+    struct sockaddr_storage dst = r->dst;
+    socklen_t dst_len = r->dst_len;
+    char sni[sizeof(r->cluster->sni)];
+    snprintf(sni, sizeof(sni), "%s", r->cluster ? r->cluster->sni : "");
+    bool tcp = r->tls_out, tls_in = r->tls_in;
+    enum stats_dir dir = r->dir;
+    relay_close(r, false, "handed to the HTTP layer"); /* may free r */
+    if (tcp)
+        http_adopt_tcp(w, fd, &dst, dst_len, &dst, dst_len, sni, bytes, n);
+    else
+        http_adopt(w, dir, fd, &dst, dst_len, bytes, n, tls_in);
     free(bytes);
 }
 
@@ -677,12 +735,20 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
             app = http_app_proto(rp->port->app_protocol);
     } else if (r->has_origdst && dir == STATS_INBOUND) {
         app = http_local_app_proto(w->snap, &r->dst);
+        if (w->tls) { /* mTLS on: what arrives decides (TLS from a peer, or plaintext) */
+            uint16_t port = r->dst.ss_family == AF_INET
+                                ? ntohs(((struct sockaddr_in *)&r->dst)->sin_port)
+                                : ntohs(((struct sockaddr_in6 *)&r->dst)->sin6_port);
+            r->mtls = http_inbound_mtls(w->snap, sc->opts.pod_namespace, port);
+            if (r->mtls != HTTP_MTLS_DISABLE)
+                app = HTTP_APP_UNKNOWN;
+        }
     }
     if (app == HTTP_APP_HTTP1 || app == HTTP_APP_HTTP2) {
         struct sockaddr_storage dst = r->dst;
         socklen_t dlen = r->dst_len;
         free(r);
-        http_adopt(w, dir, fd, &dst, dlen, NULL, 0);
+        http_adopt(w, dir, fd, &dst, dlen, NULL, 0, false);
         return;
     }
 

@@ -28,6 +28,7 @@ struct sidecar {
     long long start_time;    /* unix seconds */
     atomic_int reloads_ok;       /* config files accepted after the first */
     atomic_int reloads_rejected; /* config files rejected; the old snapshot kept serving */
+    atomic_int tls_reloads_ok, tls_reloads_rejected; /* --cert-dir rotations */
     char last_reload_error[512]; /* main thread only */
 };
 

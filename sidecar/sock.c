@@ -2,6 +2,7 @@
  * sock.c - see sock.h.
  */
 #include "sock.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ static void on_send(struct loop *l, struct loop_op *op, int res, struct loop_buf
 static void on_connect(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
                        bool more);
 static void on_timer(struct loop *l, struct loop_timer *t);
+static bool tls_drive(struct sock *s);
 
 void sock_init(struct sock *s, struct loop *l, int fd, const struct sock_ops *ops, void *owner)
 {
@@ -107,7 +109,13 @@ static void recv_done(struct sock *s, int res, struct loop_buf *buf, bool more)
                 s->in_len -= s->in_off;
                 s->in_off = 0;
             }
-            if (grow(&s->in, &s->in_cap, s->in_len + buf->len)) {
+            if (s->tls) {
+                s->bytes_in += buf->len;
+                s->last_active_ms = loop_now_ms(s->loop);
+                if (tls_conn_feed(s->tls, buf->data, buf->len) < 0)
+                    s->err = -ENOMEM;
+                news = true; /* tls_drive below decides */
+            } else if (grow(&s->in, &s->in_cap, s->in_len + buf->len)) {
                 memcpy(s->in + s->in_len, buf->data, buf->len);
                 s->in_len += buf->len;
                 s->bytes_in += buf->len;
@@ -131,6 +139,8 @@ static void recv_done(struct sock *s, int res, struct loop_buf *buf, bool more)
             news = true;
         }
     }
+    if (s->tls && !s->closing && (news || s->eof_in))
+        news = tls_drive(s);
     if (news && !s->closing)
         s->ops->readable(s);
     if (!more)
@@ -141,6 +151,15 @@ static void kick_send(struct sock *s)
 {
     if (s->closing || s->send_op.armed || s->fd < 0 || s->connect_op.armed)
         return;
+    if (s->tls && s->pt_len && tls_conn_established(s->tls)) {
+        size_t n = s->pt_len;
+        s->pt_len = 0;
+        if (tls_conn_write(s->tls, s->pt, n) < 0 && !s->err) {
+            s->err = -EPROTO;
+            loop_timer_set(s->loop, &s->timer, 0);
+            return;
+        }
+    }
     if (s->fly_off == s->fly_len && s->out_len) { /* swap the buffers */
         char *t = s->fly;
         size_t tc = s->fly_cap;
@@ -201,9 +220,20 @@ SOCK_CALLBACK(on_recv, recv_done(s, res, buf, more))
 SOCK_CALLBACK(on_send, (void)buf; (void)more; send_done(s, res))
 SOCK_CALLBACK(
     on_connect, (void)buf; (void)more; if (!s->closing) {
-        s->ops->connected(s, res);
-        if (!s->closing && res == 0)
-            kick_send(s);
+        if (s->tls && res == 0) { /* TCP is up: the handshake decides */
+            s->tls_wait = true;
+            if (tls_drive(s) && !s->closing && (s->err || s->eof_in))
+                s->ops->readable(s);
+            if (!s->closing) {
+                kick_send(s);
+                s->read_on = true;
+                arm_recv(s);
+            }
+        } else {
+            s->ops->connected(s, res);
+            if (!s->closing && res == 0)
+                kick_send(s);
+        }
     })
 
 static void on_timer(struct loop *l, struct loop_timer *t)
@@ -219,7 +249,10 @@ static void on_timer(struct loop *l, struct loop_timer *t)
             free(s->in);
             free(s->out);
             free(s->fly);
-            s->in = s->out = s->fly = NULL;
+            free(s->pt);
+            s->in = s->out = s->fly = s->pt = NULL;
+            tls_conn_free(s->tls);
+            s->tls = NULL;
             s->ops->closed(s); /* may free s */
         }
         return;
@@ -243,6 +276,13 @@ int sock_connect(struct sock *s, const struct sockaddr *sa, socklen_t len, uint3
 
 int sock_push_input(struct sock *s, const char *p, size_t len)
 {
+    if (s->tls) { /* ciphertext a sniffer read: the handshake goes on from it at once */
+        s->bytes_in += len;
+        if (tls_conn_feed(s->tls, p, len) < 0)
+            return -ENOMEM;
+        tls_drive(s);
+        return 0;
+    }
     if (!grow(&s->in, &s->in_cap, s->in_len + len))
         return -ENOMEM;
     memcpy(s->in + s->in_len, p, len);
@@ -260,9 +300,85 @@ void sock_consume(struct sock *s, size_t n)
 
 char *sock_reserve(struct sock *s, size_t n)
 {
+    if (s->tls) {
+        if (!grow(&s->pt, &s->pt_cap, s->pt_len + n))
+            return NULL;
+        return s->pt + s->pt_len;
+    }
     if (!grow(&s->out, &s->out_cap, s->out_len + n))
         return NULL;
     return s->out + s->out_len;
+}
+
+/* TLS: ciphertext from wolfSSL goes straight to the output queue. */
+static int tls_sink_out(void *arg, const char *p, size_t n)
+{
+    struct sock *s = arg;
+    if (!grow(&s->out, &s->out_cap, s->out_len + n))
+        return -ENOMEM;
+    memcpy(s->out + s->out_len, p, n);
+    s->out_len += n;
+    return 0;
+}
+
+/* TLS: the handshake, then decryption into the input. True when the owner has news
+ * (bytes, EOF, an error). A client's `connected` is called from here. */
+static bool tls_drive(struct sock *s)
+{
+    bool news = false;
+    if (!tls_conn_established(s->tls)) {
+        int r = s->err ? -1 : tls_conn_handshake(s->tls);
+        if (s->out_len)
+            sock_commit(s, 0); /* the handshake wrote: send it with this batch */
+        if (r == 0 && !s->eof_in)
+            return false;
+        if (r <= 0) {
+            if (!s->err)
+                s->err = -ECONNREFUSED;
+            if (s->tls_wait) {
+                s->tls_wait = false;
+                s->ops->connected(s, -ECONNREFUSED);
+                return false;
+            }
+            return true;
+        }
+        if (s->tls_wait) {
+            s->tls_wait = false;
+            s->ops->connected(s, 0);
+            if (s->closing)
+                return false;
+        }
+        if (s->pt_len)
+            sock_commit(s, 0); /* written before the handshake ended */
+    }
+    for (;;) {
+        if (!grow(&s->in, &s->in_cap, s->in_len + 16384)) {
+            s->err = -ENOMEM;
+            return true;
+        }
+        ssize_t n = tls_conn_read(s->tls, s->in + s->in_len, s->in_cap - s->in_len);
+        if (n > 0) {
+            s->in_len += (size_t)n;
+            news = true;
+            continue;
+        }
+        if (n == -EPIPE)
+            s->eof_in = true, news = true;
+        else if (n < 0)
+            s->err = -EPROTO, news = true;
+        break;
+    }
+    if (s->out_len)
+        sock_commit(s, 0); /* TLS may answer (key updates, tickets) */
+    return news || s->eof_in || s->err;
+}
+
+int sock_tls_start(struct sock *s, struct tls_creds *c, bool server, const char *sni,
+                   const char *alpn, const char *const *want, size_t n_want, char *err,
+                   size_t errlen)
+{
+    s->tls = tls_conn_new(c, server, sni, alpn, want, n_want, tls_sink_out, s, err, errlen);
+    return s->tls ? 0 : -ENOMEM;
 }
 
 static void dirty_unlink(struct sock *s)
@@ -295,8 +411,11 @@ static void on_dirty(struct loop *l, struct loop_timer *t)
 
 void sock_commit(struct sock *s, size_t n)
 {
-    s->out_len += n;
-    if (!n || s->dirty || s->send_op.armed || s->closing)
+    if (s->tls)
+        s->pt_len += n;
+    else
+        s->out_len += n;
+    if (!sock_queued(s) || s->dirty || s->send_op.armed || s->closing)
         return; /* a send in flight picks the bytes up when it completes */
     if (!dirty_timer_init) {
         loop_timer_init(&dirty_timer, on_dirty, NULL);

@@ -25,6 +25,9 @@
 
 #include "loop.h"
 
+struct tls_conn;
+struct tls_creds;
+
 #define SOCK_READ_CHUNK (256 * 1024) /* at most this much input gathered before the owner runs */
 
 struct sock;
@@ -67,7 +70,11 @@ struct sock {
     bool shut_out;
     bool closing;
     bool closed_done;
-    bool dirty; /* on the thread's list of socks to send at the batch end */
+    bool dirty;           /* on the thread's list of socks to send at the batch end */
+    struct tls_conn *tls; /* owned: TLS on this socket (sock_set_tls), else NULL */
+    char *pt;             /* owned, with TLS: plaintext written, encrypted when sent */
+    size_t pt_len, pt_cap;
+    bool tls_wait; /* client: TCP connected, `connected` waits for the handshake */
     struct sock *dprev, *dnext;
     int busy; /* callbacks running now */
 };
@@ -105,8 +112,16 @@ void sock_commit(struct sock *s, size_t n);
 /* Bytes queued or in flight. */
 static inline size_t sock_queued(const struct sock *s)
 {
-    return s->out_len + (s->fly_len - s->fly_off);
+    return s->pt_len + s->out_len + (s->fly_len - s->fly_off);
 }
+/* Puts TLS on the socket (tls.h's connection, owned by the sock). A client's handshake starts
+ * once TCP is connected and `connected` reports its end (a failed handshake is a failed
+ * connect: -ECONNREFUSED, the reason in tls_conn_reason); a server's runs on the first
+ * input. Input and output are plaintext to the owner either way; what it writes before
+ * the handshake ends waits for it. */
+int sock_tls_start(struct sock *s, struct tls_creds *c, bool server, const char *sni,
+                   const char *alpn, const char *const *want, size_t n_want, char *err,
+                   size_t errlen);
 /* FIN after everything queued has been sent. */
 void sock_shutdown(struct sock *s);
 /* Closes: cancels every op; with reset the close sends RST (SO_LINGER 0). Queued output

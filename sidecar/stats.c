@@ -48,6 +48,12 @@ static const char *const cx_names[STATS_CX_COUNT] = {
     "rq_cancel_skipped",
     "rq_mirror",
     "rq_flag_RL",
+    "tls_handshakes",
+    "tls_resumed",
+    "tls_handshake_failures",
+    "cx_mtls",
+    "cx_plaintext",
+    "cx_plaintext_refused",
 };
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",

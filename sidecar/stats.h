@@ -58,6 +58,12 @@ enum stats_cx {
     STATS_RQ_CANCEL_SKIPPED, /* abandoned upstream streams left to finish (reset budget) */
     STATS_RQ_MIRROR,         /* RequestMirror copies started */
     STATS_RQ_FLAG_RL,        /* 429: a connection's request rate (--max-request-rate) */
+    STATS_TLS_HANDSHAKE,     /* mTLS handshakes completed (upstream and downstream) */
+    STATS_TLS_RESUMED,       /* ...of them resumed a session */
+    STATS_TLS_FAIL,          /* handshakes failed: untrusted, expired, wrong identity... */
+    STATS_CX_MTLS,           /* inbound connections that came with mTLS */
+    STATS_CX_PLAINTEXT,      /* inbound plaintext accepted (PERMISSIVE, or no mTLS) */
+    STATS_CX_PLAINTEXT_REFUSED, /* inbound plaintext closed (STRICT) */
     STATS_CX_COUNT
 };
 

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "http.h"
+#include "tls.h"
 #include "relay.h"
 
 #define WORKER_TICK_MS        100
@@ -117,12 +118,25 @@ static void on_wake(struct loop *l, void *arg)
     check_commands(arg);
 }
 
+/* The mTLS credentials of new handshakes: the newest published generation. */
+static void adopt_tls(struct worker *w)
+{
+    uint64_t g = tls_generation();
+    if (g == w->tls_gen)
+        return;
+    struct tls_creds *c = tls_acquire();
+    tls_creds_release(w->tls);
+    w->tls = c;
+    w->tls_gen = g;
+}
+
 static void on_tick(struct loop *l, void *arg)
 {
     struct worker *w = arg;
     uint64_t now = loop_now_ms(l);
     check_commands(w);
     adopt_config(w);
+    adopt_tls(w);
     __atomic_store_n(&w->stats.buffers_in_use, w->sc->opts.buf_count - loop_buf_free(l),
                      __ATOMIC_RELAXED);
     if (w->accept_resume_ms && now >= w->accept_resume_ms) {
@@ -278,6 +292,7 @@ static void *worker_main(void *arg)
         r = -EIO;
     if (r == 0) {
         adopt_config(w); /* before RUNNING: ready means every worker has the configuration */
+        adopt_tls(w);
         atomic_store(&w->status, WORKER_RUNNING);
         check_commands(w); /* a drain may have come before the thread ran */
         r = loop_run(w->loop);
@@ -319,6 +334,8 @@ void worker_free(struct worker *w)
     relay_free_all(w);
     http_free_all(w);
     cluster_set_free(&w->clusters);
+    tls_creds_release(w->tls);
+    w->tls = NULL;
     config_release(w->snap);
     for (int i = 0; i < w->nlisteners; i++)
         if (w->listeners[i].fd >= 0)

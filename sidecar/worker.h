@@ -65,6 +65,8 @@ struct worker {
     uint64_t snap_gen;            /* config_generation() when snap was acquired */
     atomic_uint_fast64_t snap_version; /* snap->version, for the admin thread to read */
     struct cluster_set clusters;  /* per Service port of snap: load balancers */
+    struct tls_creds *tls;        /* held: the mTLS credentials new handshakes use, or NULL */
+    uint64_t tls_gen;             /* tls_generation() when tls was taken */
     struct http_worker *http;     /* owned: the HTTP proxy's connections and streams */
 };
 

@@ -1,0 +1,416 @@
+/*
+ * tls.c - see tls.h.
+ */
+#include <wolfssl/options.h>
+
+#include "tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wolfssl/openssl/x509v3.h>
+#include <wolfssl/ssl.h>
+
+#include "ca.h"
+
+#define TLS_CIPHERS "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256"
+
+struct tls_creds {
+    atomic_int refs;
+    WOLFSSL_CTX *client, *server;
+    char id[TLS_ID_MAX];
+    char trust_domain[256];
+    time_t not_after;
+};
+
+struct tls_conn {
+    struct tls_creds *creds; /* held */
+    WOLFSSL *ssl;
+    bool server, established, failed;
+    char *cin; /* ciphertext fed and not yet read by wolfSSL */
+    size_t cin_off, cin_len, cin_cap;
+    tls_sink sink;
+    void *sink_arg;
+    const char *const *want;
+    size_t n_want;
+    char peer[TLS_ID_MAX];
+    char alpn[32];
+    char reason[1280];
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t pub_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_creds *current;
+static atomic_uint_fast64_t generation;
+
+static void global_init(void)
+{
+    wolfSSL_Init();
+}
+
+/* ---- wolfSSL's I/O, over memory ---- */
+
+static int io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    struct tls_conn *t = ctx;
+    size_t have = t->cin_len - t->cin_off;
+    if (!have)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = have < (size_t)sz ? have : (size_t)sz;
+    memcpy(buf, t->cin + t->cin_off, n);
+    t->cin_off += n;
+    if (t->cin_off == t->cin_len)
+        t->cin_off = t->cin_len = 0;
+    return (int)n;
+}
+
+static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    struct tls_conn *t = ctx;
+    if (t->sink(t->sink_arg, buf, (size_t)sz) < 0)
+        return WOLFSSL_CBIO_ERR_GENERAL;
+    return sz;
+}
+
+/* ---- credentials ---- */
+
+static WOLFSSL_CTX *make_ctx(bool server, const char *chain, const char *key, const char *roots,
+                             char *err, size_t errlen)
+{
+    WOLFSSL_CTX *ctx =
+        wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return NULL;
+    }
+    const char *what = NULL, *file = NULL;
+    if (wolfSSL_CTX_use_certificate_chain_file(ctx, chain) != WOLFSSL_SUCCESS)
+        what = "not a PEM certificate chain", file = chain;
+    else if (wolfSSL_CTX_use_PrivateKey_file(ctx, key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+        what = "not a PEM private key", file = key;
+    else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS)
+        what = "the key does not match the certificate", file = key;
+    else if (wolfSSL_CTX_load_verify_locations(ctx, roots, NULL) != WOLFSSL_SUCCESS)
+        what = "not a PEM trust bundle", file = roots;
+    else if (wolfSSL_CTX_set_cipher_list(ctx, TLS_CIPHERS) != WOLFSSL_SUCCESS)
+        what = "cipher list refused", file = "(built in)";
+    if (what) {
+        snprintf(err, errlen, "%s: %s", file, what);
+        wolfSSL_CTX_free(ctx);
+        return NULL;
+    }
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    wolfSSL_SetIORecv(ctx, io_recv);
+    wolfSSL_SetIOSend(ctx, io_send);
+    return ctx;
+}
+
+struct tls_creds *tls_creds_load(const char *dir, char *err, size_t errlen)
+{
+    char chain[4096], key[4096], roots[4096];
+    pthread_once(&init_once, global_init);
+    snprintf(chain, sizeof(chain), "%s/cert-chain.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(roots, sizeof(roots), "%s/root-cert.pem", dir);
+    struct tls_creds *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    c->client = make_ctx(false, chain, key, roots, err, errlen);
+    c->server = c->client ? make_ctx(true, chain, key, roots, err, errlen) : NULL;
+    if (!c->server) {
+        tls_creds_release(c);
+        return NULL;
+    }
+    /* our own identity, read back from the leaf the way a peer will read it */
+    char why[256];
+    WOLFSSL_X509 *leaf = wolfSSL_X509_load_certificate_file(chain, WOLFSSL_FILETYPE_PEM);
+    if (!leaf || ca_svid_id_x509(leaf, c->id, sizeof(c->id), why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: the workload certificate is not an X.509-SVID: %s", chain,
+                 leaf ? why : "unreadable");
+        wolfSSL_X509_free(leaf);
+        tls_creds_release(c);
+        return NULL;
+    }
+    const char *td = c->id + strlen("spiffe://");
+    size_t tdl = strcspn(td, "/");
+    snprintf(c->trust_domain, sizeof(c->trust_domain), "%.*s", (int)tdl, td);
+    const WOLFSSL_ASN1_TIME *na = wolfSSL_X509_get_notAfter(leaf);
+    struct tm tm;
+    if (na && wolfSSL_ASN1_TIME_to_tm(na, &tm) == WOLFSSL_SUCCESS)
+        c->not_after = timegm(&tm);
+    wolfSSL_X509_free(leaf);
+    return c;
+}
+
+void tls_creds_hold(struct tls_creds *c)
+{
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+}
+
+void tls_creds_release(struct tls_creds *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        wolfSSL_CTX_free(c->client);
+        wolfSSL_CTX_free(c->server);
+        free(c);
+    }
+}
+
+const char *tls_creds_id(const struct tls_creds *c)
+{
+    return c->id;
+}
+
+const char *tls_creds_trust_domain(const struct tls_creds *c)
+{
+    return c->trust_domain;
+}
+
+time_t tls_creds_not_after(const struct tls_creds *c)
+{
+    return c->not_after;
+}
+
+void tls_publish(struct tls_creds *c)
+{
+    pthread_mutex_lock(&pub_lock);
+    struct tls_creds *old = current;
+    current = c;
+    atomic_fetch_add(&generation, 1);
+    pthread_mutex_unlock(&pub_lock);
+    tls_creds_release(old);
+}
+
+struct tls_creds *tls_acquire(void)
+{
+    pthread_mutex_lock(&pub_lock);
+    struct tls_creds *c = current;
+    tls_creds_hold(c);
+    pthread_mutex_unlock(&pub_lock);
+    return c;
+}
+
+uint64_t tls_generation(void)
+{
+    return atomic_load(&generation);
+}
+
+void tls_shutdown(void)
+{
+    tls_publish(NULL);
+}
+
+/* ---- connections ---- */
+
+struct tls_conn *tls_conn_new(struct tls_creds *c, bool server, const char *sni, const char *alpn,
+                              const char *const *want_ids, size_t n_want, tls_sink sink,
+                              void *sink_arg, char *err, size_t errlen)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    t->ssl = wolfSSL_new(server ? c->server : c->client);
+    if (!t->ssl) {
+        snprintf(err, errlen, "cannot create a TLS session");
+        free(t);
+        return NULL;
+    }
+    tls_creds_hold(c);
+    t->creds = c;
+    t->server = server;
+    t->sink = sink;
+    t->sink_arg = sink_arg;
+    t->want = want_ids;
+    t->n_want = n_want;
+    wolfSSL_SetIOReadCtx(t->ssl, t);
+    wolfSSL_SetIOWriteCtx(t->ssl, t);
+    if (server) {
+        static char list[] = TLS_ALPN_H2 ",http/1.1," TLS_ALPN_TCP;
+        wolfSSL_UseALPN(t->ssl, list, sizeof(list) - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    } else {
+        char list[32];
+        snprintf(list, sizeof(list), "%s", alpn ? alpn : TLS_ALPN_H2);
+        wolfSSL_UseALPN(t->ssl, list, (unsigned)strlen(list), WOLFSSL_ALPN_FAILED_ON_MISMATCH);
+        if (sni && *sni)
+            wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni));
+    }
+    return t;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+    if (!t)
+        return;
+    wolfSSL_free(t->ssl);
+    tls_creds_release(t->creds);
+    free(t->cin);
+    free(t);
+}
+
+int tls_conn_feed(struct tls_conn *t, const char *p, size_t n)
+{
+    if (t->cin_off && t->cin_off == t->cin_len)
+        t->cin_off = t->cin_len = 0;
+    if (t->cin_len + n > t->cin_cap) {
+        if (t->cin_off) { /* slide what is left to the front first */
+            memmove(t->cin, t->cin + t->cin_off, t->cin_len - t->cin_off);
+            t->cin_len -= t->cin_off;
+            t->cin_off = 0;
+        }
+        size_t cap = t->cin_cap ? t->cin_cap : 16384;
+        while (cap < t->cin_len + n)
+            cap *= 2;
+        if (cap != t->cin_cap) {
+            char *q = realloc(t->cin, cap);
+            if (!q)
+                return -ENOMEM;
+            t->cin = q;
+            t->cin_cap = cap;
+        }
+    }
+    memcpy(t->cin + t->cin_len, p, n);
+    t->cin_len += n;
+    return 0;
+}
+
+static void set_reason_from_ssl(struct tls_conn *t, int ret)
+{
+    int e = wolfSSL_get_error(t->ssl, ret);
+    char buf[WOLFSSL_MAX_ERROR_SZ];
+    wolfSSL_ERR_error_string_n((unsigned long)e, buf, sizeof(buf));
+    long v = wolfSSL_get_verify_result(t->ssl);
+    if (v != 0)
+        snprintf(t->reason, sizeof(t->reason), "certificate verify failed: %s (%s)",
+                 wolfSSL_X509_verify_cert_error_string(v), buf);
+    else
+        snprintf(t->reason, sizeof(t->reason), "%s", buf);
+}
+
+/* The peer's identity: one SPIFFE ID in our trust domain, and one the client expects. */
+static int check_peer(struct tls_conn *t)
+{
+    char why[256];
+    WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(t->ssl);
+    if (!x) {
+        snprintf(t->reason, sizeof(t->reason), "the peer sent no certificate");
+        return -1;
+    }
+    int r = ca_svid_id_x509(x, t->peer, sizeof(t->peer), why, sizeof(why));
+    wolfSSL_X509_free(x);
+    if (r < 0) {
+        snprintf(t->reason, sizeof(t->reason), "the peer's certificate is not an SVID: %s", why);
+        return -1;
+    }
+    const char *td = t->peer + strlen("spiffe://");
+    size_t tdl = strcspn(td, "/");
+    if (tdl != strlen(t->creds->trust_domain) || strncmp(td, t->creds->trust_domain, tdl) != 0) {
+        snprintf(t->reason, sizeof(t->reason), "the peer %s is not in trust domain %s", t->peer,
+                 t->creds->trust_domain);
+        return -1;
+    }
+    if (!t->server && t->n_want) {
+        for (size_t i = 0; i < t->n_want; i++)
+            if (strcmp(t->want[i], t->peer) == 0)
+                return 0;
+        snprintf(t->reason, sizeof(t->reason), "the peer %s is not an identity of the service",
+                 t->peer);
+        return -1;
+    }
+    return 0;
+}
+
+int tls_conn_handshake(struct tls_conn *t)
+{
+    if (t->established)
+        return 1;
+    if (t->failed)
+        return -1;
+    int r = t->server ? wolfSSL_accept(t->ssl) : wolfSSL_connect(t->ssl);
+    if (r != WOLFSSL_SUCCESS) {
+        int e = wolfSSL_get_error(t->ssl, r);
+        if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+            return 0;
+        set_reason_from_ssl(t, r);
+        t->failed = true;
+        return -1;
+    }
+    if (check_peer(t) < 0) {
+        t->failed = true;
+        return -1;
+    }
+    char *proto = NULL;
+    unsigned short plen = 0;
+    if (wolfSSL_ALPN_GetProtocol(t->ssl, &proto, &plen) == WOLFSSL_SUCCESS && proto)
+        snprintf(t->alpn, sizeof(t->alpn), "%.*s", (int)plen, proto);
+    t->established = true;
+    return 1;
+}
+
+bool tls_conn_established(const struct tls_conn *t)
+{
+    return t->established;
+}
+
+ssize_t tls_conn_read(struct tls_conn *t, char *out, size_t cap)
+{
+    if (t->failed)
+        return -EPROTO;
+    int r = wolfSSL_read(t->ssl, out, (int)(cap > INT32_MAX ? INT32_MAX : cap));
+    if (r > 0)
+        return r;
+    int e = wolfSSL_get_error(t->ssl, r);
+    if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+        return 0;
+    if (e == WOLFSSL_ERROR_ZERO_RETURN)
+        return -EPIPE;
+    set_reason_from_ssl(t, r);
+    t->failed = true;
+    return -EPROTO;
+}
+
+int tls_conn_write(struct tls_conn *t, const char *p, size_t n)
+{
+    while (n) {
+        int k = n > 16384 ? 16384 : (int)n;
+        int r = wolfSSL_write(t->ssl, p, k);
+        if (r <= 0) {
+            set_reason_from_ssl(t, r);
+            t->failed = true;
+            return -EPROTO;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+const char *tls_conn_peer_id(const struct tls_conn *t)
+{
+    return t->peer;
+}
+
+const char *tls_conn_alpn(const struct tls_conn *t)
+{
+    return t->alpn;
+}
+
+bool tls_conn_resumed(const struct tls_conn *t)
+{
+    return wolfSSL_session_reused(t->ssl) == 1;
+}
+
+const char *tls_conn_reason(const struct tls_conn *t)
+{
+    return t->reason[0] ? t->reason : "no error";
+}
