@@ -56,6 +56,7 @@ static struct hconn *hc_new(struct worker *w, int fd, enum stats_dir dir, bool c
 static void hc_close(struct hconn *c, bool reset, const char *why);
 static void pool_remove(struct hconn *c);
 static void pool_dispatch(struct pool *p);
+static void pool_dispatch_once(struct pool *p);
 
 void http_stat(struct worker *w, enum stats_dir dir, enum stats_cx c)
 {
@@ -261,9 +262,9 @@ static void h2_on_reset(struct h2_conn *h2, int32_t sid, uint32_t code, void *us
 static void h2_on_goaway(struct h2_conn *h2, int32_t last, uint32_t code, void *user)
 {
     (void)h2;
-    (void)last;
-    (void)code;
     struct hconn *c = user;
+    log_debug("HTTP/2 connection %lu: GOAWAY received (last stream %d, code %u)",
+              (unsigned long)c->id, (int)last, code);
     c->goaway = true;
 }
 
@@ -341,8 +342,11 @@ static void h1_server_input(struct hconn *c)
             if (c->close_after)
                 return;
             if (!sock_in_len(s)) {
-                if (s->eof_in)
-                    hc_close(c, false, "client closed");
+                if (s->eof_in) { /* after the last response has gone out */
+                    c->close_after = true;
+                    if (sock_queued(s) == 0)
+                        hc_close(c, false, "client closed");
+                }
                 return;
             }
             struct h1_header hv[HTTP_H1_MAX_FIELDS];
@@ -524,8 +528,14 @@ static void h1_client_input(struct hconn *c)
                 return;
             }
             ssize_t n = h1_decoder_feed(&c->dec, sock_in(s), sock_in_len(s), &data, &dlen);
-            if (n == -EAGAIN)
+            if (n == -EAGAIN) {
+                if (s->eof_in || s->err) { /* closed inside the trailer section */
+                    c->dec_on = false;
+                    c->close_after = true;
+                    ps_upstream_failed(ps, RETRY_OUT_RESET);
+                }
                 return;
+            }
             if (n < 0) {
                 c->dec_on = false;
                 c->close_after = true;
@@ -796,6 +806,11 @@ static void hc_close(struct hconn *c, bool reset, const char *why)
               (unsigned long)c->id, stats_dir_name(c->dir), reset ? " with reset" : "", why);
     struct pool *p = c->pool;
     pool_remove(c);
+    if (c->cluster) { /* its slot is free for a waiter now, not when the close completes */
+        c->cluster->up_cx--;
+        cluster_release(&c->w->clusters, c->cluster);
+        c->cluster = NULL;
+    }
     if (c->peer) {
         struct hconn *peer = c->peer;
         c->peer = NULL;
@@ -869,6 +884,7 @@ void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct socka
         hc_close(c, true, "out of memory");
         return;
     }
+    c->bytes_counted_in = c->sock.bytes_in; /* the relay counted what it sniffed */
     sock_read_start(&c->sock);
     hc_process(c);
 }
@@ -889,8 +905,8 @@ int hc_response_head(struct hconn *c, struct pstream *ps, bool end)
         c->close_after = true;
     if (c->out_fr == STREAM_FRAME_CLOSE)
         c->close_after = true;
-    if (c->close_after)
-        stream_head_set(&ps->resp, "connection", 10, "close", 5);
+    if (c->close_after && ps->resp.status != 101) /* a 101 says Connection: upgrade */
+        ps->resp.flags |= STREAM_F_CLOSE;
     char *p = sock_reserve(&c->sock, HTTP_H1_HEAD_ROOM);
     if (!p)
         return -ENOMEM;
@@ -1017,15 +1033,34 @@ void hc_detach(struct hconn *c, struct pstream *ps)
     if (c->cur != ps)
         return;
     c->cur = NULL;
-    if (c->dec_on) /* the response ended before the request: the rest is unread */
+    if (c->dec_on && !h1_decoder_is_done(&c->dec)) /* the response ended first: the rest of
+                                                    * the request is unread */
         c->close_after = true;
+    c->dec_on = false;
     if (c->close_after) {
         sock_shutdown(&c->sock);
         if (sock_queued(&c->sock) == 0)
             hc_close(c, false, "exchange done, not kept alive");
         return;
     }
-    hc_process(c); /* a pipelined request may be waiting */
+    sock_pause_read(&c->sock, false); /* a pause for the stream's backlog ends with it */
+    hc_process(c);                    /* a pipelined request may be waiting */
+}
+
+void hc_forget(struct hconn *c, struct pstream *ps)
+{
+    ps->dc = NULL;
+    if (c->mode == HM_H2) { /* the stream is closed already (the usual case) or the caller
+                             * resets it */
+        h2_stream_set_user(c->h2, ps->dsid, NULL);
+        return;
+    }
+    if (c->cur != ps)
+        return;
+    c->cur = NULL;
+    c->dec_on = false;
+    c->close_after = true;
+    hc_close(c, true, "exchange abandoned");
 }
 
 /* ---- upstream pools ---- */
@@ -1239,6 +1274,15 @@ static struct hconn *pool_ready(struct pool *p)
 /* Hands waiting requests the connections that have room; opens more when allowed. */
 static void pool_dispatch(struct pool *p)
 {
+    if (p->dispatching) /* a connect failing at once closes a connection, which dispatches */
+        return;
+    p->dispatching = true;
+    pool_dispatch_once(p);
+    p->dispatching = false;
+}
+
+static void pool_dispatch_once(struct pool *p)
+{
     while (p->wait_head) {
         struct hconn *c = pool_ready(p);
         if (!c)
@@ -1381,8 +1425,7 @@ int uc_request_head(struct hconn *c, struct pstream *ps, bool end)
         return 0;
     }
     ps->usid = 0;
-    c->out_fr = end && !(ps->req.flags & STREAM_F_HAS_CL) ? STREAM_FRAME_NONE
-                                                          : stream_h1_framing(&ps->req, NULL, 0, 1);
+    c->out_fr = stream_h1_framing(&ps->req, NULL, 0, 1);
     if (ps->upgrade)
         c->out_fr = STREAM_FRAME_NONE;
     char *p = sock_reserve(&c->sock, HTTP_H1_HEAD_ROOM);
@@ -1498,12 +1541,15 @@ void uc_detach(struct hconn *c, struct pstream *ps, bool cancel)
               (unsigned long)ps->id, cancel ? ", cancelled" : "", c->close_after ? ", close" : "",
               c->out_open ? ", request unfinished" : "", c->dec_on ? ", response unfinished" : "",
               sock_in_len(&c->sock) ? ", bytes left" : "");
-    if (cancel || c->close_after || c->out_open || c->dec_on || sock_in_len(&c->sock)) {
+    bool unread = c->dec_on && !h1_decoder_is_done(&c->dec);
+    c->dec_on = false;
+    if (cancel || c->close_after || c->out_open || unread || sock_in_len(&c->sock)) {
         hc_close(c, cancel, cancel ? "request abandoned" : "not reusable");
         return;
     }
     c->idle = true;
     c->idle_since_ms = loop_now_ms(c->w->loop);
+    sock_pause_read(&c->sock, false); /* a pause for the last response's backlog ends */
     if (c->pool)
         pool_dispatch(c->pool);
 }
@@ -1540,6 +1586,17 @@ void http_sweep(struct worker *w, uint64_t now_ms)
     struct http_worker *hw = w->http;
     if (!hw)
         return;
+    /* pools of endpoints that went away: nothing in them, nothing waiting */
+    for (size_t i = 0; i < hw->npools; i++)
+        for (struct pool **pp = &hw->pools[i]; *pp;) {
+            struct pool *p = *pp;
+            if (!p->conns && !p->wait_head && !p->dispatching) {
+                *pp = p->next;
+                free(p);
+            } else {
+                pp = &p->next;
+            }
+        }
     unsigned idle = w->sc->opts.idle_timeout_ms;
     for (struct hconn *c = hw->conns, *next; c; c = next) {
         next = c->next;
@@ -1576,8 +1633,11 @@ void http_drain(struct worker *w)
             h2_flush(c);
         } else if (c->mode == HM_H1 || c->mode == HM_DETECT) {
             c->close_after = true;
-            if (!c->cur)
-                hc_close(c, false, "draining");
+            if (!c->cur) { /* what was written still goes out first */
+                sock_shutdown(&c->sock);
+                if (sock_queued(&c->sock) == 0)
+                    hc_close(c, false, "draining");
+            }
         }
     }
 }

@@ -97,6 +97,7 @@ struct pool {
     uint32_t nconns, connecting;
     struct pstream *wait_head, *wait_tail; /* requests waiting for a connection */
     uint32_t nwait;
+    bool dispatching;
 };
 
 /* A body in transit: chunks copied from the source, sent from a cursor. Chunks before
@@ -204,6 +205,10 @@ void hc_pause(struct hconn *c, bool pause);
 void hc_reset(struct hconn *c, struct pstream *ps, uint32_t h2_code);
 /* The stream lets go of its downstream connection (it finished or is being freed). */
 void hc_detach(struct hconn *c, struct pstream *ps);
+/* The stream was abandoned mid-way (the client went away or cannot be written to): the
+ * HTTP/1.1 connection is closed; on HTTP/2 the stream lets go (a stream still open is
+ * reset by the caller, hc_reset). */
+void hc_forget(struct hconn *c, struct pstream *ps);
 /* An interim "100 Continue" to an HTTP/1.1 client. */
 void hc_continue(struct hconn *c);
 

@@ -390,7 +390,10 @@ static void ps_finish(struct pstream *ps)
 
 static void ps_maybe_finish(struct pstream *ps)
 {
-    if (!ps->finished && ps->resp_done && (ps->req_done || !ps->dc))
+    /* Once the whole response went down nothing waits for the rest of the request: an
+     * HTTP/1.1 connection is closed after it (hc_detach), an HTTP/2 stream's remaining
+     * DATA is consumed and dropped (its window stays open). */
+    if (!ps->finished && ps->resp_done)
         ps_finish(ps);
 }
 
@@ -436,8 +439,6 @@ static void ps_reply(struct pstream *ps, int status, const char *flag, const cha
             hc_response_data(dc, ps, body, blen, true);
     }
     ps_maybe_finish(ps);
-    if (!ps->finished && ps->dc && !ps->dc->client && ps->dsid == 0)
-        ps_finish(ps); /* HTTP/1.1: the rest of the request body is not waited for */
 }
 
 void ps_local_reply(struct pstream *ps, int status, const char *flag, const char *msg)
@@ -694,8 +695,10 @@ void ps_request_data(struct pstream *ps, const char *p, size_t n)
     }
     if (ps->rq.total > RETRY_REPLAY_MAX)
         ps->rst.flags |= RETRY_S_BODY_OVERFLOW;
-    for (struct pstream *m = ps->mirrors; m; m = m->mnext)
+    for (struct pstream *m = ps->mirrors, *next; m; m = next) {
+        next = m->mnext; /* a mirror that fails unlinks itself */
         ps_request_data(m, p, n);
+    }
     pump_request(ps);
 }
 
@@ -729,6 +732,9 @@ void ps_downstream_gone(struct pstream *ps)
             ps->status = 0;
     }
     ps->resp_done = true;
+    struct hconn *dc = ps->dc;
+    if (dc)
+        hc_forget(dc, ps); /* HTTP/1.1: the connection is closed; HTTP/2: the stream reset */
     ps->dc = NULL;
     ps_finish(ps);
 }
@@ -1104,6 +1110,11 @@ void ps_response_head(struct pstream *ps)
     if (end) { /* first: the codec may close the stream inside the call */
         ps->rs.done = true;
         ps->resp_done = true;
+        ps->at = AT_DONE;
+        if (ps->uc)
+            uc_detach(ps->uc, ps, !ps->req_sent);
+        ps_release_host(ps);
+        loop_timer_cancel(w->loop, &ps->t_try);
     }
     if (ps->dc && hc_response_head(ps->dc, ps, end) < 0) {
         ps_reply(ps, 0, "DPE", NULL, NULL);
@@ -1189,6 +1200,7 @@ static void pump_response_once(struct pstream *ps)
         if (end)
             ps->resp_done = true;
         if (hc_response_data(dc, ps, p, n, end) < 0) {
+            hc_reset(dc, ps, H2_INTERNAL_ERROR);
             ps_downstream_gone(ps);
             return;
         }

@@ -72,7 +72,11 @@ static void arm_recv(struct sock *s)
         loop_timer_armed(&s->timer))
         return;
     size_t have = sock_in_len(s);
-    uint32_t room = have < SOCK_READ_CHUNK ? (uint32_t)(SOCK_READ_CHUNK - have) : 4096;
+    if (have >= SOCK_READ_CHUNK) { /* the owner is not consuming: stop until it does */
+        s->in_full = true;
+        return;
+    }
+    uint32_t room = (uint32_t)(SOCK_READ_CHUNK - have);
     if (loop_recv(s->loop, &s->recv_op, s->fd, room) < 0) {
         s->err = -EIO; /* reported from the timer, never inside the owner's call */
         loop_timer_set(s->loop, &s->timer, 0);
@@ -296,6 +300,10 @@ void sock_consume(struct sock *s, size_t n)
     s->in_off += n;
     if (s->in_off >= s->in_len)
         s->in_off = s->in_len = 0;
+    if (s->in_full && sock_in_len(s) < SOCK_READ_CHUNK) {
+        s->in_full = false;
+        arm_recv(s);
+    }
 }
 
 char *sock_reserve(struct sock *s, size_t n)

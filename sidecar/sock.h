@@ -66,6 +66,7 @@ struct sock {
     bool eof_in;      /* the peer sent FIN */
     bool read_on;     /* the owner wants input */
     bool read_paused; /* ...but asked for a pause */
+    bool in_full;     /* reading stopped: SOCK_READ_CHUNK of input not consumed yet */
     bool want_shut;   /* shutdown(SHUT_WR) once everything queued has gone */
     bool shut_out;
     bool closing;
