@@ -132,6 +132,31 @@ PY
     rss=$(awk '/VmRSS/ { print $2 }' "/proc/$(sidecar_pid a)/status")
     check "$io: CONTINUATION flood: the sidecar's RSS stays under 64 MiB (${rss} KiB)" [ "${rss:-999999}" -lt 65536 ]
 
+    # --- abandoned and early-answered exchanges leave nothing behind: uploads cut short by
+    # the client's FIN (the connection used to leak: cx_active stayed up), an upload the app
+    # answers without reading it (/status/413), and a pooled connection reused right after
+    # a large response still answers.
+    in_pod a "$RM_PY" - "$ONE" <<'PY'
+import socket, sys
+for i in range(5):  # Content-Length 100000, 500 bytes, then FIN
+    s = socket.create_connection((sys.argv[1], 80), timeout=5)
+    s.sendall(b"POST /echo HTTP/1.1\r\nHost: one\r\nContent-Length: 100000\r\n\r\n" + b"x" * 500)
+    s.shutdown(socket.SHUT_WR)
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+    s.close()
+PY
+    code=$(in_pod a bash -c "head -c 3000000 /dev/zero | curl -sS --max-time 10 -o /dev/null -w '%{http_code}' --data-binary @- http://$ONE/status/413" 2>&1)
+    check_eq "$io: an upload answered early (413) gets the answer" "$code" 413
+    big=$(in_pod a curl -sS --max-time 10 http://$ONE/bytes/3000000 | wc -c)
+    check_eq "$io: a 3 MB response arrives whole" "$big" 3000000
+    check_eq "$io: the next request on the pool is answered" "$(app_of a http://$ONE/)" "200 one"
+    check "$io: no downstream connection left open (outbound.cx_active 0)" \
+        wait_until 5 [ "$(sidecar_stat a outbound.cx_active)" = 0 ]
+
     # --- bytes: HTTP connections count what they carry, both directions
     rx0=$(sidecar_stat a outbound.bytes_rx) tx0=$(sidecar_stat a outbound.bytes_tx)
     in_pod a curl -sS --max-time 10 -o /dev/null http://$ONE/bytes/300000
