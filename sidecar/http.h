@@ -42,6 +42,14 @@ enum http_app_proto http_app_proto(const char *app_protocol);
 enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
                                          const struct sockaddr_storage *dst);
 
+/* AuthorizationPolicy for an inbound request (method/path set) or TCP connection (method
+ * NULL) to the local endpoint dst from principal (the peer's SPIFFE ID; NULL or "" for a
+ * plaintext peer). false with *why naming the policy when denied. */
+bool http_inbound_allowed(struct worker *w, const struct sockaddr_storage *dst,
+                          const char *principal, const char *method, size_t method_len,
+                          const char *path, size_t path_len, const char **why, char *buf,
+                          size_t buflen);
+
 /* Takes over an accepted connection decided to be HTTP: fd, its original destination,
  * and bytes already read from it (sniffing). On failure fd is closed. The caller's
  * count in sc->active_cx passes to the HTTP connection. */

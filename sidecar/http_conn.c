@@ -630,13 +630,10 @@ static bool hc_tls_ready(struct hconn *c)
     if (!tls_conn_established(s->tls)) {
         if (s->err || s->eof_in) {
             char a[ADDR_STRLEN] = "?";
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof(ss);
-            if (getpeername(s->fd, (struct sockaddr *)&ss, &sl) == 0)
-                addr_format((struct sockaddr *)&ss, a);
+            if (c->src.ss_family != AF_UNSPEC)
+                addr_format((struct sockaddr *)&c->src, a);
             http_stat(c->w, c->dir, STATS_TLS_FAIL);
-            log_warn("mTLS from %s: handshake failed: %s", a,
-                     s->err ? tls_conn_reason(s->tls) : "the peer closed");
+            log_warn("mTLS from %s: handshake failed: %s", a, tls_conn_reason(s->tls));
             hc_close(c, true, "TLS handshake failed");
         }
         return false;
@@ -868,6 +865,9 @@ void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct socka
     c->dst = *dst;
     c->dst_len = dst_len;
     c->mode = HM_DETECT;
+    socklen_t sl = sizeof(c->src);
+    if (getpeername(fd, (struct sockaddr *)&c->src, &sl) < 0)
+        c->src.ss_family = AF_UNSPEC;
     if (dir == STATS_INBOUND)
         c->app = http_local_app_proto(w->snap, dst);
     if (tls) { /* mTLS from a peer sidecar: what follows is plaintext to the codecs */
@@ -1710,6 +1710,14 @@ static void tunnel_to(struct hconn *down, const struct sockaddr_storage *addr, s
 
 static void hc_tcp_to_app(struct hconn *c)
 {
+    const char *why, *peer = c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
+    char buf[300];
+    if (!http_inbound_allowed(c->w, &c->dst, peer, NULL, 0, NULL, 0, &why, buf, sizeof(buf))) {
+        http_stat(c->w, c->dir, STATS_CX_AUTHZ_DENIED);
+        log_debug("TCP connection from %s denied: %s", peer ? peer : "?", why);
+        hc_close(c, true, "denied by AuthorizationPolicy");
+        return;
+    }
     tunnel_to(c, &c->dst, c->dst_len, NULL);
 }
 

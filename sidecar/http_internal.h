@@ -64,6 +64,7 @@ struct hconn {
     struct hconn *peer;         /* HM_TUNNEL: the other side (borrowed) */
     /* downstream */
     struct sockaddr_storage dst; /* original destination */
+    struct sockaddr_storage src; /* the client's address (AF_UNSPEC if unknown) */
     socklen_t dst_len;
     enum http_app_proto app; /* inbound: the local app's protocol */
     /* upstream */

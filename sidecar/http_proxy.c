@@ -26,9 +26,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "authz.h"
 #include "config.h"
 #include "http_internal.h"
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 #define BQ_CHUNK (16 * 1024)
@@ -137,15 +139,14 @@ enum http_app_proto http_app_proto(const char *ap)
     return HTTP_APP_TCP;
 }
 
-enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
-                                         const struct sockaddr_storage *dst)
+/* The EndpointSlice (and its port) listing the local endpoint dst, or NULL. */
+static const struct model_slice *local_slice(const struct model_set *m,
+                                             const struct sockaddr_storage *dst,
+                                             const struct model_slice_port **port_out)
 {
-    const struct model_set *m = snap ? snap->model : NULL;
     const void *ip;
     size_t iplen;
     uint16_t port;
-    if (!m)
-        return HTTP_APP_UNKNOWN;
     if (dst->ss_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)dst;
         ip = &s4->sin_addr, iplen = 4, port = ntohs(s4->sin_port);
@@ -153,7 +154,7 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)dst;
         ip = &s6->sin6_addr, iplen = 16, port = ntohs(s6->sin6_port);
     }
-    for (size_t i = 0; i < m->n_slices; i++) {
+    for (size_t i = 0; m && i < m->n_slices; i++) {
         const struct model_slice *sl = &m->slices[i];
         const struct model_slice_port *sp = NULL;
         for (size_t j = 0; j < sl->n_ports; j++)
@@ -161,26 +162,58 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
                 sp = &sl->ports[j];
         if (!sp)
             continue;
-        bool mine = false;
-        for (size_t j = 0; j < sl->n_endpoints && !mine; j++)
-            for (size_t k = 0; k < sl->endpoints[j].n_addresses && !mine; k++)
-                mine = sl->endpoints[j].addresses[k].family == dst->ss_family &&
-                       memcmp(sl->endpoints[j].addresses[k].addr, ip, iplen) == 0;
-        if (!mine)
+        for (size_t j = 0; j < sl->n_endpoints; j++)
+            for (size_t k = 0; k < sl->endpoints[j].n_addresses; k++)
+                if (sl->endpoints[j].addresses[k].family == dst->ss_family &&
+                    memcmp(sl->endpoints[j].addresses[k].addr, ip, iplen) == 0) {
+                    *port_out = sp;
+                    return sl;
+                }
+    }
+    return NULL;
+}
+
+enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
+                                         const struct sockaddr_storage *dst)
+{
+    const struct model_set *m = snap ? snap->model : NULL;
+    const struct model_slice_port *sp;
+    const struct model_slice *sl = local_slice(m, dst, &sp);
+    if (!sl)
+        return HTTP_APP_UNKNOWN;
+    if (sp->app_protocol)
+        return http_app_proto(sp->app_protocol);
+    /* the Service's port of the same name says it otherwise */
+    for (size_t j = 0; j < m->n_services; j++) {
+        const struct model_service *sv = &m->services[j];
+        if (strcmp(sv->meta.ns, sl->meta.ns) || strcmp(sv->meta.name, sl->service_name))
             continue;
-        if (sp->app_protocol)
-            return http_app_proto(sp->app_protocol);
-        /* the Service's port of the same name says it otherwise */
-        for (size_t j = 0; j < m->n_services; j++) {
-            const struct model_service *sv = &m->services[j];
-            if (strcmp(sv->meta.ns, sl->meta.ns) || strcmp(sv->meta.name, sl->service_name))
-                continue;
-            for (size_t k = 0; k < sv->n_ports; k++)
-                if (!strcmp(sv->ports[k].name, sp->name))
-                    return http_app_proto(sv->ports[k].app_protocol);
-        }
+        for (size_t k = 0; k < sv->n_ports; k++)
+            if (!strcmp(sv->ports[k].name, sp->name))
+                return http_app_proto(sv->ports[k].app_protocol);
     }
     return HTTP_APP_UNKNOWN;
+}
+
+bool http_inbound_allowed(struct worker *w, const struct sockaddr_storage *dst,
+                          const char *principal, const char *method, size_t method_len,
+                          const char *path, size_t path_len, const char **why, char *buf,
+                          size_t buflen)
+{
+    const struct model_set *m = w->snap ? w->snap->model : NULL;
+    const struct model_slice_port *sp;
+    const struct model_slice *sl = local_slice(m, dst, &sp);
+    struct authz_request r = {
+        .principal = principal && *principal ? principal : NULL,
+        .method = method,
+        .method_len = method_len,
+        .path = path,
+        .path_len = path_len,
+        .port = dst->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)dst)->sin_port)
+                                          : ntohs(((const struct sockaddr_in6 *)dst)->sin6_port),
+    };
+    return authz_allowed(m, w->sc->opts.pod_namespace, sl ? sl->service_name : NULL, &r, why, buf,
+                         buflen);
 }
 
 enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap, const char *ns,
@@ -629,6 +662,37 @@ static int ps_route(struct pstream *ps)
 
 /* ---- the request ---- */
 
+/*
+ * Inbound: who is asking. x-forwarded-client-cert is replaced (never trusted from the
+ * client, Envoy's SANITIZE_SET): with mTLS it says "By=<our ID>;URI=<the peer's ID>",
+ * without it is removed. Then AuthorizationPolicy: a denial answers 403. -1 when answered.
+ */
+static int ps_inbound_identity(struct pstream *ps)
+{
+    struct worker *w = ps->w;
+    struct hconn *dc = ps->dc;
+    const char *peer = dc && dc->sock.tls ? tls_conn_peer_id(dc->sock.tls) : NULL;
+    router_headers_remove(&ps->req.fields, "x-forwarded-client-cert", 23);
+    if (peer && *peer && w->tls) {
+        char xfcc[2 * TLS_ID_MAX + 16];
+        int n = snprintf(xfcc, sizeof(xfcc), "By=%s;URI=%s", tls_creds_id(w->tls), peer);
+        if (n > 0 && (size_t)n < sizeof(xfcc))
+            stream_head_set(&ps->req, "x-forwarded-client-cert", 23, xfcc, (size_t)n);
+    }
+    const char *why;
+    char buf[300];
+    if (dc && !http_inbound_allowed(w, &dc->dst, peer, ps->req.method, ps->req.method_len,
+                                    ps->req.path, ps->req.path_len, &why, buf, sizeof(buf))) {
+        stat(ps, STATS_RQ_AUTHZ_DENIED);
+        log_debug("request %lu from %s: %.*s %.*s denied: %s", (unsigned long)ps->id,
+                  peer && *peer ? peer : "a plaintext peer", (int)ps->req.method_len,
+                  ps->req.method, (int)ps->req.path_len, ps->req.path ? ps->req.path : "", why);
+        ps_local_reply(ps, 403, "RBAC", "RBAC: access denied");
+        return -1;
+    }
+    return 0;
+}
+
 void ps_request_head(struct pstream *ps)
 {
     struct worker *w = ps->w;
@@ -678,6 +742,8 @@ void ps_request_head(struct pstream *ps)
     } else {
         retry_policy_default(&ps->rp);
         ps->rp.attempts = 0; /* the client's sidecar retries, not this one */
+        if (ps_inbound_identity(ps) < 0)
+            return;
     }
     retry_state_init(&ps->rst, ps->req.method, ps->req.method_len, (int64_t)now, req_to, be_to);
     if (req_to > 0)

@@ -566,6 +566,17 @@ static void relay_go(struct relay *r)
             }
         }
     }
+    if (dir == STATS_INBOUND && r->has_origdst) { /* a plaintext TCP peer: no principal */
+        const char *why;
+        char buf[300];
+        if (!http_inbound_allowed(w, &r->dst, NULL, NULL, 0, NULL, 0, &why, buf, sizeof(buf))) {
+            STATS_INC(&w->stats.cx[dir][STATS_CX_AUTHZ_DENIED]);
+            log_debug("inbound TCP connection to %s denied: %s",
+                      addr_format((struct sockaddr *)&r->dst, a), why);
+            relay_close(r, true, "denied by AuthorizationPolicy");
+            return;
+        }
+    }
     r->side[RELAY_UP].fd = upstream_socket(r);
     if (r->side[RELAY_UP].fd < 0) {
         STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);
@@ -586,12 +597,19 @@ static void relay_go(struct relay *r)
     arm_recv(&r->side[RELAY_DOWN]);
 }
 
+#define RELAY_STRICT_HELLO_MS 10000 /* how long STRICT waits for a ClientHello */
+
 static void sniff_timeout(struct loop *l, struct loop_timer *t)
 {
-    (void)l;
     struct relay *r = t->owner;
     if (r->state != RELAY_SNIFF)
         return;
+    if (r->dir == STATS_INBOUND && r->w->tls && r->mtls == HTTP_MTLS_STRICT &&
+        loop_now_ms(l) - r->last_active_ms < RELAY_STRICT_HELLO_MS) {
+        /* STRICT takes nothing but TLS: a slow ClientHello gets more time, not a refusal */
+        loop_timer_set(l, &r->sniff_timer, loop_now_ms(l) + 500);
+        return;
+    }
     if (r->dir == STATS_INBOUND && r->w->tls && r->mtls != HTTP_MTLS_DISABLE &&
         !plaintext_allowed(r))
         return;

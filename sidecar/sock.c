@@ -185,7 +185,8 @@ static void kick_send(struct sock *s)
         }
         return;
     }
-    if (s->want_shut && !s->shut_out) {
+    /* with TLS, the FIN waits for the handshake and for the last plaintext to be sealed */
+    if (s->want_shut && !s->shut_out && !(s->tls && (s->pt_len || !tls_conn_established(s->tls)))) {
         s->shut_out = true;
         shutdown(s->fd, SHUT_WR);
     }
@@ -335,11 +336,11 @@ static bool tls_drive(struct sock *s)
 {
     bool news = false;
     if (!tls_conn_established(s->tls)) {
-        int r = s->err ? -1 : tls_conn_handshake(s->tls);
+        int r = tls_conn_handshake(s->tls); /* an alert may be in what came with the error */
         if (s->out_len)
             sock_commit(s, 0); /* the handshake wrote: send it with this batch */
-        if (r == 0 && !s->eof_in)
-            return false;
+        if (r == 0 && !s->eof_in && !s->err)
+            return false; /* more handshake to come */
         if (r <= 0) {
             if (!s->err)
                 s->err = -ECONNREFUSED;
@@ -358,6 +359,8 @@ static bool tls_drive(struct sock *s)
         }
         if (s->pt_len)
             sock_commit(s, 0); /* written before the handshake ended */
+        else if (s->want_shut && !s->shut_out)
+            kick_send(s); /* a FIN held back for the handshake */
     }
     for (;;) {
         if (!grow(&s->in, &s->in_cap, s->in_len + 16384)) {

@@ -54,6 +54,8 @@ static const char *const cx_names[STATS_CX_COUNT] = {
     "cx_mtls",
     "cx_plaintext",
     "cx_plaintext_refused",
+    "rq_authz_denied",
+    "cx_authz_denied",
 };
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",

@@ -55,15 +55,17 @@ enum stats_cx {
     STATS_RQ_FLAG_DC,
     STATS_RQ_FLAG_DPE,
     STATS_RQ_FLAG_NC,
-    STATS_RQ_CANCEL_SKIPPED, /* abandoned upstream streams left to finish (reset budget) */
-    STATS_RQ_MIRROR,         /* RequestMirror copies started */
-    STATS_RQ_FLAG_RL,        /* 429: a connection's request rate (--max-request-rate) */
-    STATS_TLS_HANDSHAKE,     /* mTLS handshakes completed (upstream and downstream) */
-    STATS_TLS_RESUMED,       /* ...of them resumed a session */
-    STATS_TLS_FAIL,          /* handshakes failed: untrusted, expired, wrong identity... */
-    STATS_CX_MTLS,           /* inbound connections that came with mTLS */
-    STATS_CX_PLAINTEXT,      /* inbound plaintext accepted (PERMISSIVE, or no mTLS) */
+    STATS_RQ_CANCEL_SKIPPED,    /* abandoned upstream streams left to finish (reset budget) */
+    STATS_RQ_MIRROR,            /* RequestMirror copies started */
+    STATS_RQ_FLAG_RL,           /* 429: a connection's request rate (--max-request-rate) */
+    STATS_TLS_HANDSHAKE,        /* mTLS handshakes completed (upstream and downstream) */
+    STATS_TLS_RESUMED,          /* ...of them resumed a session */
+    STATS_TLS_FAIL,             /* handshakes failed: untrusted, expired, wrong identity... */
+    STATS_CX_MTLS,              /* inbound connections that came with mTLS */
+    STATS_CX_PLAINTEXT,         /* inbound plaintext accepted (PERMISSIVE, or no mTLS) */
     STATS_CX_PLAINTEXT_REFUSED, /* inbound plaintext closed (STRICT) */
+    STATS_RQ_AUTHZ_DENIED,      /* inbound requests denied by AuthorizationPolicy (403) */
+    STATS_CX_AUTHZ_DENIED,      /* inbound TCP connections denied (closed) */
     STATS_CX_COUNT
 };
 

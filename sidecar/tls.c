@@ -457,5 +457,7 @@ bool tls_conn_resumed(const struct tls_conn *t)
 
 const char *tls_conn_reason(const struct tls_conn *t)
 {
-    return t->reason[0] ? t->reason : "no error";
+    if (t->reason[0])
+        return t->reason;
+    return t->established ? "no error" : "the connection closed during the handshake";
 }
