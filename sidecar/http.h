@@ -42,6 +42,11 @@ enum http_app_proto http_app_proto(const char *app_protocol);
 enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
                                          const struct sockaddr_storage *dst);
 
+/* A nonblocking TCP socket (no Nagle) to connect to dst; inbound ones leave from
+ * 127.0.0.6 (::6), so the pod's OUTPUT rules let them reach the app without capture. The
+ * port is chosen at connect time. fd or -errno. */
+int http_upstream_socket(const struct sockaddr_storage *dst, enum stats_dir dir);
+
 /* AuthorizationPolicy for an inbound request (method/path set) or TCP connection (method
  * NULL) to the local endpoint dst from principal (the peer's SPIFFE ID; NULL or "" for a
  * plaintext peer). false with *why naming the policy when denied. */

@@ -51,7 +51,6 @@ static const struct sock_ops hc_sock_ops = {
 };
 static void hc_process(struct hconn *c);
 static void hc_tcp_to_app(struct hconn *c);
-static int up_socket(const struct sockaddr_storage *dst, enum stats_dir dir);
 static struct hconn *hc_new(struct worker *w, int fd, enum stats_dir dir, bool client);
 static void hc_close(struct hconn *c, bool reset, const char *why);
 static void pool_remove(struct hconn *c);
@@ -1113,7 +1112,7 @@ static void pool_remove(struct hconn *c)
 }
 
 /* The upstream socket: inbound requests leave from 127.0.0.6 (::6), as relays do. */
-static int up_socket(const struct sockaddr_storage *dst, enum stats_dir dir)
+int http_upstream_socket(const struct sockaddr_storage *dst, enum stats_dir dir)
 {
     int one = 1, fam = dst->ss_family;
     int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1147,7 +1146,7 @@ static int up_socket(const struct sockaddr_storage *dst, enum stats_dir dir)
 
 static struct hconn *pool_open(struct worker *w, struct pool *p, struct cluster *cl)
 {
-    int fd = up_socket(&p->addr, p->dir);
+    int fd = http_upstream_socket(&p->addr, p->dir);
     if (fd < 0)
         return NULL;
     struct hconn *c = hc_new(w, fd, p->dir, true);
@@ -1680,7 +1679,7 @@ static void tunnel_to(struct hconn *down, const struct sockaddr_storage *addr, s
                       const char *sni)
 {
     struct worker *w = down->w;
-    int fd = up_socket(addr, down->dir);
+    int fd = http_upstream_socket(addr, down->dir);
     struct hconn *up = fd >= 0 ? hc_new(w, fd, down->dir, true) : NULL;
     if (!up) {
         if (fd >= 0)

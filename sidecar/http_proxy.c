@@ -873,24 +873,6 @@ void ps_upstream_writable(struct pstream *ps)
 
 /* ---- attempts ---- */
 
-static void host_addr(const struct lb_host *h, struct sockaddr_storage *ss, socklen_t *len)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (h->addr.family == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(h->addr.port);
-        memcpy(&s4->sin_addr, h->addr.ip, 4);
-        *len = sizeof(*s4);
-    } else {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(h->addr.port);
-        memcpy(&s6->sin6_addr, h->addr.ip, 16);
-        *len = sizeof(*s6);
-    }
-}
-
 /* The session-affinity key of a request under the cluster's hash policy. */
 static bool hash_key(struct pstream *ps, uint64_t *out)
 {
@@ -960,7 +942,7 @@ static void ps_attempt(struct pstream *ps)
         }
         lb_request_start(h);
         ps->host = h;
-        host_addr(h, &addr, &alen);
+        alen = lb_addr_sockaddr(&h->addr, &addr);
         h2 = !ps->upgrade; /* between sidecars: HTTP/2, except an Upgrade */
     } else {
         addr = ps->dc->dst;

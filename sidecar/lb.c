@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -133,6 +134,23 @@ void lb_addr_set(struct lb_addr *a, int family, const void *ip, uint16_t port)
     a->family = (uint16_t)family;
     a->port = port;
     memcpy(a->ip, ip, family == AF_INET6 ? 16 : 4);
+}
+
+socklen_t lb_addr_sockaddr(const struct lb_addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(a->port);
+        memcpy(&s4->sin_addr, a->ip, 4);
+        return sizeof(*s4);
+    }
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons(a->port);
+    memcpy(&s6->sin6_addr, a->ip, 16);
+    return sizeof(*s6);
 }
 
 static int addr_cmp(const struct lb_addr *a, const struct lb_addr *b)

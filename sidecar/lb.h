@@ -56,6 +56,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "outlier.h"
 #include "prng.h"
@@ -163,6 +164,8 @@ void lb_config_from_model(struct lb_config *c, const struct model_destination_po
 
 /* Fills *a from a family (AF_INET/AF_INET6), 4 or 16 address bytes and a port. */
 void lb_addr_set(struct lb_addr *a, int family, const void *ip, uint16_t port);
+/* The endpoint as a socket address (zeroed first); returns its length. */
+socklen_t lb_addr_sockaddr(const struct lb_addr *a, struct sockaddr_storage *ss);
 
 /* A new lb with no endpoints (every pick NULL until lb_update), or NULL with err filled. */
 struct lb *lb_create(const struct lb_config *cfg, char *err, size_t err_len);

@@ -157,20 +157,7 @@ static int relay_pick(struct relay *r, const struct lb_host *avoid)
         return -1;
     lb_request_start(h);
     r->host = h;
-    memset(&r->dst, 0, sizeof(r->dst));
-    if (h->addr.family == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&r->dst;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons(h->addr.port);
-        memcpy(&s4->sin_addr, h->addr.ip, 4);
-        r->dst_len = sizeof(*s4);
-    } else {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&r->dst;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons(h->addr.port);
-        memcpy(&s6->sin6_addr, h->addr.ip, 16);
-        r->dst_len = sizeof(*s6);
-    }
+    r->dst_len = lb_addr_sockaddr(&h->addr, &r->dst);
     return 0;
 }
 
@@ -495,35 +482,7 @@ RELAY_CALLBACK(on_connect, connect_done, (struct relay *)op->owner)
  * (::6 for IPv6), so the pod's OUTPUT rules let them reach the app without capture. */
 static int upstream_socket(struct relay *r)
 {
-    int one = 1, fam = r->dst.ss_family;
-    int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (r->dir == STATS_INBOUND) {
-        struct sockaddr_storage src;
-        socklen_t slen;
-        memset(&src, 0, sizeof(src));
-        if (fam == AF_INET) {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&src;
-            s4->sin_family = AF_INET;
-            s4->sin_addr.s_addr = htonl(0x7f000006);
-            slen = sizeof(*s4);
-        } else {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&src;
-            s6->sin6_family = AF_INET6;
-            s6->sin6_addr.s6_addr[15] = 6;
-            slen = sizeof(*s6);
-        }
-        /* Choose the port at connect time, so binds don't exhaust ephemeral ports. */
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-        if (bind(fd, (struct sockaddr *)&src, slen) < 0) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-    }
-    return fd;
+    return http_upstream_socket(&r->dst, r->dir);
 }
 
 /* Starts the upstream side: an endpoint of the Service when the destination is a VIP
