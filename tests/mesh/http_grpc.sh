@@ -17,6 +17,7 @@ wait_port b 50051
 
 GRPC=10.96.0.30:50051  # -> b:50051; calls to /test.Echo/Sleep have a 500 ms route timeout
 EMPTY=10.96.0.31:50051 # no endpoints
+source "$RINGMESH_ROOT/tests/lib/http.sh" # fetch, expect, service, check_delta, alive, codes
 CFG=$RM_TMP/mesh.yaml
 cat >"$CFG" <<'EOF'
 apiVersion: v1
@@ -69,40 +70,6 @@ rpc() {
     local rc=$?
     RPC_MS=$(($(date +%s%3N) - t0))
     if [ $rc = 0 ]; then ok "$RM_LABEL: $name"; else not_ok "$RM_LABEL: $name" "$(tail -n 5 <<<"$out")"; fi
-}
-# check_delta POD KEY BEFORE OP N: check_stat on the counter's growth since BEFORE
-check_delta() {
-    local pod=$1 key=$2 before=$3 op=$4 want=$5 got= now i
-    for ((i = 0; i <= 30; i++)); do
-        now=$(sidecar_stat "$pod" "$key")
-        if _num "$now" && _num "$before"; then
-            got=$((now - before))
-            case $op in
-            eq) [ "$got" -eq "$want" ] && break ;;
-            ge) [ "$got" -ge "$want" ] && break ;;
-            le) [ "$got" -le "$want" ] && break ;;
-            esac
-        else
-            got="(counter was '$before', now '$now')"
-        fi
-        sleep 0.1
-    done
-    "check_$op" "${RM_LABEL:+$RM_LABEL: }$pod $key grew by $op $want" "$got" "$want"
-}
-# alive POD...: one check per pod that its sidecar still runs (a crash otherwise only shows
-# as the failures after it); a dead one's exit status is reaped and shown
-alive() {
-    local p pid st
-    for p; do
-        pid=$(sidecar_pid "$p")
-        if [ -n "$pid" ] && [ -e "/proc/$pid" ] && ! grep -q '^State:.*zombie' "/proc/$pid/status"; then
-            ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs"
-        else
-            wait "$pid" 2>/dev/null; st=$?
-            not_ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs" \
-                "it exited with status $st$( ((st > 128)) && echo " (signal $((st - 128)))")"
-        fi
-    done
 }
 
 for io in "${RM_IOS[@]}"; do

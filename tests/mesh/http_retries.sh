@@ -21,16 +21,8 @@ wait_port s1 8080
 
 FLAKY=10.96.0.20 POST=10.96.0.21 HALF=10.96.0.22 DEADMIX=10.96.0.23
 BUDGET=10.96.0.24 RESETTY=10.96.0.25 PERTRY=10.96.0.26
+source "$RINGMESH_ROOT/tests/lib/http.sh" # fetch, expect, service, check_delta, alive, codes
 CFG=$RM_TMP/mesh.yaml
-service() { # NAME VIP ENDPOINT_IP...
-    local n=$1 vip=$2 ip; shift 2
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default}\n' "$n"
-    printf 'spec:\n  clusterIP: %s\n  ports: [{name: http, port: 80, targetPort: 8080, appProtocol: http}]\n' "$vip"
-    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n'
-    printf 'metadata: {name: %s-1, namespace: default, labels: {kubernetes.io/service-name: %s}}\n' "$n" "$n"
-    printf 'addressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints:\n'
-    for ip in "$@"; do printf -- '- {addresses: [%s]}\n' "$ip"; done
-}
 policy() { # SERVICE RETRIES_YAML
     printf -- '---\napiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n'
     printf 'metadata: {name: %s, namespace: default}\n' "$1"
@@ -55,102 +47,8 @@ chmod 644 "$CFG"
 OUT=$RM_TMP/out
 mkdir -m 777 "$OUT"
 
-# fetch POD CURL_ARGS...: one request by curl as the app user; CODE = the status (000: none),
-# TIME = seconds it took; the response head(s) in $OUT/h, the body in $OUT/b, curl's
-# complaint in $OUT/e.
-fetch() {
-    local p=$1 out; shift
-    rm -f "$OUT/h" "$OUT/b" "$OUT/e"
-    out=$(in_pod "$p" curl -sS --max-time "${MAXT:-5}" -D "$OUT/h" -o "$OUT/b" \
-        -w '%{http_code} %{time_total}' "$@" 2>"$OUT/e")
-    CODE=${out% *} TIME=${out#* }
-}
-# hdr NAME: the field's value in the last response head of the last fetch
-hdr() {
-    tr -d '\r' <"$OUT/h" 2>/dev/null | awk -v k="${1,,}" '
-        /^HTTP\// { v = ""; next }
-        { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == k) { v = substr($0, i + 1); sub(/^ +/, "", v) } }
-        END { print v }'
-}
-# expect NAME COND...: one TAP check on the last fetch. COND is code=N, hdr:NAME=VALUE,
-# hre:NAME=REGEX, nohdr:NAME, body=TEXT (trailing newlines ignored), sha=HEX (the body's
-# sha256), head=REGEX (on the raw heads, 1xx included), json:KEY=VALUE, jre:KEY=REGEX or
-# nojson:KEY (a field of a JSON body), time<SECS. The failure detail shows what differed, the status, the time, curl's
-# error, the head and the body.
-expect() {
-    local name=$1 c k v got why=; shift
-    for c in "$@"; do
-        case $c in
-        code=*) [ "$CODE" = "${c#code=}" ] || why+="status $CODE, want ${c#code=}; " ;;
-        hdr:*) k=${c#hdr:} k=${k%%=*} v=${c#hdr:*=} got=$(hdr "$k")
-            [ "$got" = "$v" ] || why+="$k: '$got', want '$v'; " ;;
-        hre:*) k=${c#hre:} k=${k%%=*} v=${c#hre:*=} got=$(hdr "$k")
-            [[ "$got" =~ $v ]] || why+="$k: '$got', want /$v/; " ;;
-        nohdr:*) got=$(hdr "${c#nohdr:}"); [ -z "$got" ] || why+="${c#nohdr:}: '$got', want none; " ;;
-        body=*) got=$(cat "$OUT/b" 2>/dev/null)
-            [ "$got" = "${c#body=}" ] || why+="body differs, want '${c#body=}'; " ;;
-        sha=*) got=$(sha256sum <"$OUT/b" 2>/dev/null | cut -c1-64)
-            [ "$got" = "${c#sha=}" ] ||
-                why+="body of $(stat -c %s "$OUT/b" 2>/dev/null || echo no) bytes has sha256 $got; " ;;
-        head=*) grep -Eq "${c#head=}" "$OUT/h" 2>/dev/null || why+="no head line /${c#head=}/; " ;;
-        nojson:*) got=$(jq -r --arg k "${c#nojson:}" '.[$k] // empty' "$OUT/b" 2>/dev/null)
-            [ -z "$got" ] || why+="request field ${c#nojson:}: '$got', want none; " ;;
-        time\<*) awk -v t="$TIME" -v m="${c#time<}" 'BEGIN { exit !(t + 0 < m + 0) }' ||
-            why+="took ${TIME}s, want < ${c#time<}s; " ;;
-        json:* | jre:*) k=${c#*:} k=${k%%=*} v=${c#*:*=}
-            got=$(jq -r --arg k "$k" '.[$k] // empty' "$OUT/b" 2>/dev/null)
-            if [[ $c == json:* ]]; then [ "$got" = "$v" ]; else [[ "$got" =~ $v ]]; fi ||
-                why+="request field $k: '$got', want '$v'; " ;;
-        esac
-    done
-    if [ -z "$why" ]; then ok "${RM_LABEL:+$RM_LABEL: }$name"; return 0; fi
-    not_ok "${RM_LABEL:+$RM_LABEL: }$name" "$why" "status $CODE in ${TIME}s; curl: $(head -c 300 "$OUT/e" 2>/dev/null)" \
-        "head: $(tr -d '\r' <"$OUT/h" 2>/dev/null | tr '\n' '|')" \
-        "body: $(head -c 300 "$OUT/b" 2>/dev/null | tr -c '[:print:]' '.')"
-    return 1
-}
-# check_delta POD KEY BEFORE OP N: check_stat on the counter's growth since BEFORE
-check_delta() {
-    local pod=$1 key=$2 before=$3 op=$4 want=$5 got= now i
-    for ((i = 0; i <= 30; i++)); do
-        now=$(sidecar_stat "$pod" "$key")
-        if _num "$now" && _num "$before"; then
-            got=$((now - before))
-            case $op in
-            eq) [ "$got" -eq "$want" ] && break ;;
-            ge) [ "$got" -ge "$want" ] && break ;;
-            le) [ "$got" -le "$want" ] && break ;;
-            esac
-        else
-            got="(counter was '$before', now '$now')"
-        fi
-        sleep 0.1
-    done
-    "check_$op" "${RM_LABEL:+$RM_LABEL: }$pod $key grew by $op $want" "$got" "$want"
-}
-# alive POD...: one check per pod that its sidecar still runs (a crash otherwise only shows
-# as the failures after it); a dead one's exit status is reaped and shown
-alive() {
-    local p pid st
-    for p; do
-        pid=$(sidecar_pid "$p")
-        if [ -n "$pid" ] && [ -e "/proc/$pid" ] && ! grep -q '^State:.*zombie' "/proc/$pid/status"; then
-            ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs"
-        else
-            wait "$pid" 2>/dev/null; st=$?
-            not_ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs" \
-                "it exited with status $st$( ((st > 128)) && echo " (signal $((st - 128)))")"
-        fi
-    done
-}
 # tries KEY: how many requests with KEY the app saw (asked directly in s1, past the mesh)
 tries() { in_pod_root s1 curl -s --max-time 5 "http://127.0.0.1:8080/count/$1"; }
-# codes POD CURL_ARGS...: "status x-app" of sequential requests on one connection, counted
-codes() {
-    local p=$1; shift
-    in_pod "$p" curl -sS --max-time 30 -o /dev/null -w '%{http_code} %header{x-app}\n' "$@" 2>&1 |
-        sort | uniq -c | sed 's/^ *//' | cut -c1-120
-}
 
 for io in "${RM_IOS[@]}"; do
     RM_LABEL=$io

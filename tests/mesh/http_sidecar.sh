@@ -21,17 +21,11 @@ for port in 8080 8081; do wait_port b $port; done
 
 ONE=10.96.0.70 # -> b:8080 (app "one")
 TWO=10.96.0.71 # -> b:8081 (app "two"), also the mirror of ONE's /mirror route
+source "$RINGMESH_ROOT/tests/lib/http.sh" # fetch, expect, service, check_delta, alive, codes
 CFG=$RM_TMP/mesh.yaml
-service() { # NAME VIP TARGETPORT
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: shop}\n' "$1"
-    printf 'spec:\n  clusterIP: %s\n  ports: [{name: http, port: 80, targetPort: %s, appProtocol: http}]\n' "$2" "$3"
-    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n'
-    printf 'metadata: {name: %s-1, namespace: shop, labels: {kubernetes.io/service-name: %s}}\n' "$1" "$1"
-    printf 'addressType: IPv4\nports: [{name: http, port: %s}]\nendpoints: [{addresses: [10.233.1.3]}]\n' "$3"
-}
 {
-    service one $ONE 8080
-    service two $TWO 8081
+    service one $ONE ns=shop
+    service two $TWO ns=shop target=8081
     cat <<'YAML'
 ---
 apiVersion: gateway.networking.k8s.io/v1

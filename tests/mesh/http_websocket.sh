@@ -18,18 +18,11 @@ wait_port b 8080
 
 WS=10.96.0.40    # appProtocol http
 SNIFF=10.96.0.41 # no appProtocol
+source "$RINGMESH_ROOT/tests/lib/http.sh" # fetch, expect, service, check_delta, alive, codes
 CFG=$RM_TMP/mesh.yaml
-service() { # NAME VIP [APPPROTOCOL]
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default}\n' "$1"
-    printf 'spec:\n  clusterIP: %s\n  ports: [{name: http, port: 80, targetPort: 8080%s}]\n' \
-        "$2" "${3:+, appProtocol: $3}"
-    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n'
-    printf 'metadata: {name: %s-1, namespace: default, labels: {kubernetes.io/service-name: %s}}\n' "$1" "$1"
-    printf 'addressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints: [{addresses: [10.233.1.3]}]\n'
-}
 {
-    service ws $WS http
-    service sniff $SNIFF
+    service ws $WS
+    service sniff $SNIFF proto=
 } >"$CFG"
 chmod 644 "$CFG"
 
@@ -115,40 +108,6 @@ if got != data:
     sys.exit("1 MiB each way: got %d bytes back, %s" % (len(got), "equal prefix" if data.startswith(got) else "different"))
 print("101 from %s, accept ok, hello echoed, 1 MiB echoed, eof" % f.get("x-app"))
 EOF
-}
-# check_delta POD KEY BEFORE OP N: check_stat on the counter's growth since BEFORE
-check_delta() {
-    local pod=$1 key=$2 before=$3 op=$4 want=$5 got= now i
-    for ((i = 0; i <= 30; i++)); do
-        now=$(sidecar_stat "$pod" "$key")
-        if _num "$now" && _num "$before"; then
-            got=$((now - before))
-            case $op in
-            eq) [ "$got" -eq "$want" ] && break ;;
-            ge) [ "$got" -ge "$want" ] && break ;;
-            le) [ "$got" -le "$want" ] && break ;;
-            esac
-        else
-            got="(counter was '$before', now '$now')"
-        fi
-        sleep 0.1
-    done
-    "check_$op" "${RM_LABEL:+$RM_LABEL: }$pod $key grew by $op $want" "$got" "$want"
-}
-# alive POD...: one check per pod that its sidecar still runs (a crash otherwise only shows
-# as the failures after it); a dead one's exit status is reaped and shown
-alive() {
-    local p pid st
-    for p; do
-        pid=$(sidecar_pid "$p")
-        if [ -n "$pid" ] && [ -e "/proc/$pid" ] && ! grep -q '^State:.*zombie' "/proc/$pid/status"; then
-            ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs"
-        else
-            wait "$pid" 2>/dev/null; st=$?
-            not_ok "${RM_LABEL:+$RM_LABEL: }sidecar in $p still runs" \
-                "it exited with status $st$( ((st > 128)) && echo " (signal $((st - 128)))")"
-        fi
-    done
 }
 
 for io in "${RM_IOS[@]}"; do

@@ -32,17 +32,11 @@ chmod 755 "$CA"
 
 WEB=10.96.0.30 # appProtocol http -> b:8080
 TCP=10.96.0.31 # appProtocol tcp  -> b:9000
+source "$RINGMESH_ROOT/tests/lib/http.sh" # fetch, expect, service, check_delta, alive, codes
 CFG=$RM_TMP/mesh.yaml
-service() { # NAME VIP TARGETPORT APPPROTOCOL
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default}\n' "$1"
-    printf 'spec:\n  clusterIP: %s\n  ports: [{name: p, port: 80, targetPort: %s, appProtocol: %s}]\n' "$2" "$3" "$4"
-    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n'
-    printf 'metadata: {name: %s-1, namespace: default, labels: {kubernetes.io/service-name: %s}}\n' "$1" "$1"
-    printf 'addressType: IPv4\nports: [{name: p, port: %s}]\nendpoints: [{addresses: [10.233.1.3]}]\n' "$3"
-}
 {
-    service web $WEB 8080 http
-    service tcp $TCP 9000 tcp
+    service web $WEB pname=p
+    service tcp $TCP pname=p target=9000 proto=tcp
     cat <<'YAML'
 ---
 apiVersion: ringmesh.io/v1alpha1
