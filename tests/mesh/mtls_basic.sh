@@ -25,7 +25,7 @@ host h 10.233.1.9 # outside the mesh: no init, no sidecar
 A=$(pod_ip a) B=$(pod_ip b) H=$(pod_ip h)
 ip -n "${RM_NS[a]}" route add 10.96.0.0/16 dev eth0 # pods reach VIPs through their route
 for p in a b; do check "ringmesh-init in $p" pod_init "$p"; done
-pod_app b "$RM_PY" "$RM_TOOLS/httpapp.py" 8080 --name web
+pod_app b "$RM_PY" "$RM_TOOLS/httpapp.py" 8080 --name web; log_web=$RM_APP_LOG
 pod_app b "$RM_PY" "$RM_TOOLS/grpcapp.py" server 50051 --name g
 pod_tool_bg b hash-server 9000; log_hash=$RM_APP_LOG
 # an app that terminates TLS itself, with its own self-signed certificate (CN app-tls)
@@ -270,26 +270,31 @@ refused() {
         rm_log "  client saw: $(grep -iE 'alert|error|errno' "$OUT/s" | head -n 2 | tr '\n' '|' | cut -c1-200)"
     fi
 }
-# late_tls SECS: from the host, connect to b:8080, wait SECS, then TLS (client cert of SA
-# client, b verified against root A, ALPN http/1.1) and one GET; prints the status line or
-# the error
+# late_tls SECS [N]: from the host, N times (1) 130 ms apart: connect to b:8080, wait SECS,
+# then TLS (client cert of SA client, b verified against root A, ALPN http/1.1) and one
+# GET; prints one line each, the status line or the error
 late_tls() {
-    in_pod h "$RM_PY" - "$1" "$B" "$C" <<'EOF'
+    in_pod h "$RM_PY" - "$1" "${2:-1}" "$B" "$C" <<'EOF'
 import socket, ssl, sys, time
-delay, host, c = float(sys.argv[1]), sys.argv[2], sys.argv[3]
+delay, n, host, c = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False  # the SVID names no host, only its SPIFFE ID
 ctx.load_verify_locations(c + "/rootA.pem")
 ctx.load_cert_chain(c + "/client/cert-chain.pem", c + "/client/key.pem")
 ctx.set_alpn_protocols(["http/1.1"])
-s = socket.create_connection((host, 8080), timeout=5)
-time.sleep(delay)
-try:
-    t = ctx.wrap_socket(s)
-    t.sendall(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
-    print(t.recv(200).split(b"\r\n")[0].decode())
-except Exception as e:
-    print("error:", e)
+for i in range(n):
+    if i:
+        time.sleep(0.13)
+    s = socket.create_connection((host, 8080), timeout=5)
+    time.sleep(delay)
+    try:
+        t = ctx.wrap_socket(s)
+        t.sendall(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+        print(t.recv(200).split(b"\r\n")[0].decode(), flush=True)
+        t.close()
+    except Exception as e:
+        print("error:", e, flush=True)
+        s.close()
 EOF
 }
 
@@ -404,6 +409,20 @@ for io in "${RM_IOS[@]}"; do
     fetch h --http1.1 "http://$B:8080/"
     expect "PERMISSIVE: a plaintext client outside the mesh gets the app's 200" code=200 hdr:x-app=web
     check_delta b inbound.cx_plaintext "${S[b:inbound.cx_plaintext]}" eq 1
+    # a ClientHello 30 ms after connect is well inside --sniff-timeout-ms (100 ms): each of
+    # 10 such clients (130 ms apart, so they land at every phase of the sidecar's 100 ms
+    # tick) must be terminated as TLS, none taken for plaintext and relayed to the app
+    snap b "${TLS_KEYS[@]}"
+    out=$(late_tls 0.03 10 2>&1 | tr -d '\r')
+    n=$(grep -c '^HTTP/1.1 200 OK$' <<<"$out")
+    if [ "$n" = 10 ]; then
+        ok "$io: 10 ClientHellos 30 ms after connect all reach the app over TLS"
+    else
+        not_ok "$io: 10 ClientHellos 30 ms after connect all reach the app over TLS" \
+            "$n of 10 did; the clients saw: $(sort <<<"$out" | uniq -c | tr '\n' '|')" \
+            "b's app answered 400 to $(grep -c 'code 400' "$log_web") requests so far (TLS records relayed to it as plaintext)"
+    fi
+    check_delta b inbound.cx_plaintext "${S[b:inbound.cx_plaintext]}" eq 0
     # DestinationPolicy tls DISABLE: a's requests to that Service go in plaintext
     snap a "${TLS_KEYS[@]}"
     snap b "${TLS_KEYS[@]}"
