@@ -7,9 +7,15 @@
 # its own name) runs as uid 1000. curl in one pod talks to another pod's app; both sidecars
 # carry the connection. Then the Service "reviews" is routed by an HTTPRoute
 # (deploy/examples/canary.yaml): a header route and a 90/10 canary split between its two
-# versions. At the end the demo prints what every sidecar counted, then tears everything
-# down. Needs root. Exits non-zero if any step fails. DEMO_IO=uring|epoll picks the
-# sidecars' I/O backend (default: the sidecar's own choice, --io auto).
+# versions. Every sidecar has an X.509-SVID (ringmeshctl ca, one root): what goes to a
+# Service VIP travels between sidecars over mTLS (a connection straight to a pod IP passes
+# through as it came, in plaintext). The demo prints what every sidecar counted, then shows
+# mTLS: each sidecar's identity and handshakes, the caller's identity reaching the app
+# (x-forwarded-client-cert) and, from deploy/examples/mtls.yaml loaded by a config reload,
+# an AuthorizationPolicy letting only productpage call ratings and PeerAuthentication STRICT
+# refusing plaintext. Then it tears everything down. Needs root. Exits non-zero if any step
+# fails. DEMO_IO=uring|epoll picks the sidecars' I/O backend (default: the sidecar's own
+# choice, --io auto).
 set -u
 if [ "$(id -u)" != 0 ]; then
     echo "demo: needs root (network namespaces and iptables)" >&2
@@ -19,7 +25,7 @@ RINGMESH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${RINGMESH_BIN:=$RINGMESH_ROOT/bin}"
 export RINGMESH_ROOT RINGMESH_BIN
 source "$RINGMESH_ROOT/tests/mesh/lib.sh"
-for b in ringmesh-init ringmesh-sidecar; do
+for b in ringmesh-init ringmesh-sidecar ringmeshctl; do
     [ -x "$RINGMESH_BIN/$b" ] || { echo "demo: $RINGMESH_BIN/$b missing; run make" >&2; exit 1; }
 done
 
@@ -44,13 +50,18 @@ declare -A IP APP
 for i in "${!PODS[@]}"; do IP[${PODS[$i]}]=${IPS[$i]}; done
 APP=([productpage]=productpage [reviews-v1-1]=reviews-v1 [reviews-v1-2]=reviews-v1
     [reviews-v2-1]=reviews-v2 [ratings]=ratings)
+# each pod's service account, which its SVID names: spiffe://cluster.local/ns/default/sa/<sa>
+declare -A SA=([productpage]=productpage [reviews-v1-1]=reviews [reviews-v1-2]=reviews
+    [reviews-v2-1]=reviews [ratings]=ratings)
+TD=cluster.local
 PORT=9080
 BLOB=$((4 << 20))
 blob_sha=$("$RM_PY" "$RM_TOOLS/httpapp.py" --bytes-sha "$BLOB")
 
 # Every sidecar gets the same config: the Services reviews (VIP 10.96.0.20, routed by the
 # HTTPRoute), reviews-v1 (10.96.0.21) and reviews-v2 (10.96.0.22) from
-# deploy/examples/canary.yaml, and the EndpointSlices naming this demo's pods.
+# deploy/examples/canary.yaml, the Service ratings (10.96.0.23; the AuthorizationPolicy of
+# deploy/examples/mtls.yaml targets it) and the EndpointSlices naming this demo's pods.
 MESH=$RM_TMP/mesh.yaml
 slice() { # SERVICE POD...
     local s=$1 p; shift
@@ -61,6 +72,9 @@ slice() { # SERVICE POD...
 }
 {
     cat "$RINGMESH_ROOT/deploy/examples/canary.yaml"
+    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: ratings, namespace: default}\n'
+    printf 'spec:\n  clusterIP: 10.96.0.23\n  ports: [{name: http, port: %s, appProtocol: http}]\n' "$PORT"
+    slice ratings ratings
     slice reviews reviews-v1-1 reviews-v1-2 reviews-v2-1
     slice reviews-v1 reviews-v1-1 reviews-v1-2
     slice reviews-v2 reviews-v2-1
@@ -68,10 +82,25 @@ slice() { # SERVICE POD...
 chmod 644 "$MESH"
 declare -A APPLOG
 
+# the mesh's credentials: one root, an SVID per pod in Istio's layout (cert-chain.pem,
+# key.pem, root-cert.pem), owned by the sidecars' uid (key.pem is 0600)
+CA=$RM_TMP/ca
+mkcerts() {
+    local p
+    "$RINGMESH_BIN/ringmeshctl" ca init --dir "$CA" || return 1
+    chmod 755 "$CA"
+    for p in "${PODS[@]}"; do
+        "$RINGMESH_BIN/ringmeshctl" ca issue --dir "$CA" --ns default --sa "${SA[$p]}" \
+            --out "$CA/$p" && chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$CA/$p" || return 1
+    done
+}
+
 say "ringmesh demo: ${#PODS[@]} pods on a private bridge, sidecars as uid 1337, apps as uid $RM_APP_UID"
-say "every sidecar: --io ${DEMO_IO:-auto} --config mesh.yaml (deploy/examples/canary.yaml + EndpointSlices)"
+say "every sidecar: --io ${DEMO_IO:-auto} --config mesh.yaml (deploy/examples/canary.yaml + Services"
+say "  and EndpointSlices) --cert-dir ca/<pod> (its own SVID, one root for the mesh)"
 say ""
 say "bring-up:"
+step "mesh CA: ringmeshctl ca init, ca issue x ${#PODS[@]} (one SVID per pod)" mkcerts
 for p in "${PODS[@]}"; do
     pod "$p" "${IP[$p]}" >/dev/null
     ip -n "${RM_NS[$p]}" route add 10.96.0.0/16 dev eth0 # the Service network
@@ -80,7 +109,7 @@ for p in "${PODS[@]}"; do
     extra=()
     [ "$p" = productpage ] && extra=(--concurrency 1)
     step "pod $p: ringmesh-sidecar ready" pod_sidecar "$p" \
-        --io "${DEMO_IO:-auto}" --config "$MESH" "${extra[@]}"
+        --io "${DEMO_IO:-auto}" --config "$MESH" --cert-dir "$CA/$p" "${extra[@]}"
     pod_app "$p" "$RM_PY" "$RM_TOOLS/httpapp.py" "$PORT" --name "${APP[$p]}"
     APPLOG[$p]=$RM_APP_LOG
     step "pod $p: app httpapp.py :$PORT --name ${APP[$p]}" wait_port "$p" "$PORT"
@@ -170,7 +199,7 @@ RQ=132
 rq_settled() { [ "$(sidecar_stat productpage outbound.rq_total)" = "$RQ" ]; }
 wait_until 2 rq_settled
 s=$(sidecar_stats productpage)
-v() { awk -F': *' -v k="$1" '$1 == k { print $2; exit }' <<<"$s"; }
+v() { awk -v k="$1: " 'index($0, k) == 1 { print substr($0, length(k) + 1); exit }' <<<"$s"; }
 grep -E '^outbound\.rq_' <<<"$s" | awk -F': *' '$2 != 0' | sed 's/^/  /'
 step "$RQ requests to VIPs: rq_total $(v outbound.rq_total), 2xx $(v outbound.rq_2xx), 4xx NR $(v outbound.rq_flag_NR)" \
     test "$(v outbound.rq_total)" = "$RQ" -a "$(v outbound.rq_2xx)" = $((RQ - 1)) \
@@ -197,6 +226,107 @@ say ""
 step "$CONNS connections made, $CONNS counted outbound ($out_total)" test "$out_total" = "$CONNS"
 step "inbound: $DIRECT direct + $pooled pooled HTTP/2 = $((DIRECT + pooled)) ($in_total)" \
     test "$in_total" = $((DIRECT + pooled))
+
+say ""
+say "mTLS: who talked to whom, by identity (each sidecar's --cert-dir holds its SVID):"
+RT=(--resolve "ratings:$PORT:10.96.0.23") # Service ratings, as cluster DNS would resolve it
+mrow() { printf '  %-12s %-47s | %7s %14s %12s\n' "$@"; }
+printf '  %-60s | %s\n' "" inbound:
+mrow pod tls.identity cx_mtls tls_handshakes cx_plaintext
+ids_ok=0 mtls=0 hs=0 plain=0
+for p in "${PODS[@]}"; do
+    s=$(sidecar_stats "$p")
+    mrow "$p" "$(v tls.identity)" "$(v inbound.cx_mtls)" "$(v inbound.tls_handshakes)" \
+        "$(v inbound.cx_plaintext)"
+    [ "$(v tls.identity)" = "spiffe://$TD/ns/default/sa/${SA[$p]}" ] && ids_ok=$((ids_ok + 1))
+    mtls=$((mtls + $(v inbound.cx_mtls))) hs=$((hs + $(v inbound.tls_handshakes)))
+    plain=$((plain + $(v inbound.cx_plaintext)))
+done
+say "  mTLS: what went to a Service VIP (the pooled HTTP/2 connections above); plaintext: the"
+say "  connections made straight to a pod IP (no VIP: passthrough, relayed as they came)"
+say ""
+step "identities spiffe://$TD/ns/default/sa/<sa>: $ids_ok of ${#PODS[@]}" \
+    test "$ids_ok" = "${#PODS[@]}"
+step "mTLS $mtls ($hs handshakes) = $pooled pooled; plaintext $plain = $DIRECT direct" \
+    test "$mtls" = "$pooled" -a "$hs" = "$pooled" -a "$plain" = "$DIRECT"
+
+# xfcc POD: the x-forwarded-client-cert that ratings' app received from POD's request
+xfcc() {
+    in_pod "$1" curl -sS --max-time 5 "${RT[@]}" "http://ratings:$PORT/headers" |
+        "$RM_PY" -c 'import json, sys; print(json.load(sys.stdin).get("x-forwarded-client-cert", "(none)"))'
+}
+say ""
+say "  the app learns its caller: ratings' sidecar sets x-forwarded-client-cert: By=<its own"
+say "  ID>;URI=<the caller's> (GET /headers answers the app's request headers as JSON; shown:"
+say "  that header's value)"
+x1=$(xfcc productpage) x2=$(xfcc reviews-v2-1)
+show "curl -s http://ratings:$PORT/headers      # in productpage" "$x1"
+show "curl -s http://ratings:$PORT/headers      # in reviews-v2-1" "$x2"
+say ""
+step "ratings' app saw productpage's, then reviews' identity" \
+    test "$x1" = "By=spiffe://$TD/ns/default/sa/ratings;URI=spiffe://$TD/ns/default/sa/productpage" \
+    -a "$x2" = "By=spiffe://$TD/ns/default/sa/ratings;URI=spiffe://$TD/ns/default/sa/reviews"
+# a client outside the mesh (no init, no sidecar) speaks plaintext: PERMISSIVE takes it
+host outside 10.233.1.9 >/dev/null
+pre=$(sidecar_stat reviews-v1-1 inbound.cx_plaintext)
+code=$(in_pod outside curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://${IP[reviews-v1-1]}:$PORT/")
+plain_counted() { [ "$(sidecar_stat reviews-v1-1 inbound.cx_plaintext)" = $((pre + 1)) ]; }
+wait_until 2 plain_counted
+step "PERMISSIVE: outside 10.233.1.9 -> reviews-v1-1 plaintext: $code" \
+    test "$code" = 200 -a "$(sidecar_stat reviews-v1-1 inbound.cx_plaintext)" = $((pre + 1))
+
+say ""
+say "  policy: deploy/examples/mtls.yaml appended to mesh.yaml, POST /config_reload in every pod:"
+say "  AuthorizationPolicy ratings-callers (ALLOW, Service ratings, principals"
+say "  [cluster.local/ns/default/sa/productpage]); PeerAuthentication default, mtls STRICT"
+{ cat "$MESH"; printf -- '---\n'; cat "$RINGMESH_ROOT/deploy/examples/mtls.yaml"; } >"$MESH.new"
+chmod 644 "$MESH.new"
+mv "$MESH.new" "$MESH"
+reloaded() { # every worker of every sidecar runs the new snapshot
+    local p s
+    for p in "${PODS[@]}"; do
+        s=$(sidecar_stats "$p")
+        [ "$(v config.reloads_ok)" = 1 ] && [ "$(v config.oldest_worker_version)" = "$(v config.version)" ] || return 1
+    done
+}
+reload_all() {
+    local p r
+    for p in "${PODS[@]}"; do
+        r=$(in_pod_root "$p" curl -sS --max-time 5 -X POST http://127.0.0.1:15000/config_reload)
+        [[ "$r" == "loaded version "* ]] || { echo "$p: $r"; return 1; }
+    done
+    wait_until 3 reloaded || { echo "not every worker took the new config"; return 1; }
+}
+step "reload: every sidecar loaded it, every worker runs it" reload_all
+say ""
+heads_in() { # POD CURL_ARGS...: the response head and body, less Date and Server
+    local p=$1; shift
+    in_pod "$p" curl -si --max-time 5 "$@" 2>&1 | tr -d '\r' | grep -v -i '^date:\|^server:'
+}
+d0=$(sidecar_stat ratings inbound.rq_authz_denied)
+a1=$(heads_in productpage "${RT[@]}" "http://ratings:$PORT/")
+show "curl -si http://ratings:$PORT/      # in productpage" "$a1"
+a2=$(heads_in reviews-v2-1 "${RT[@]}" "http://ratings:$PORT/")
+show "curl -si http://ratings:$PORT/      # in reviews-v2-1" "$a2"
+a3=$(in_pod outside curl -sS --max-time 5 "http://${IP[reviews-v1-1]}:$PORT/" 2>&1)
+show "curl -sS http://${IP[reviews-v1-1]}:$PORT/      # in outside (10.233.1.9, not in the mesh)" "$a3"
+a4=$(in_pod productpage curl -sS --max-time 5 "http://${IP[reviews-v1-1]}:$PORT/" 2>&1)
+show "curl -sS http://${IP[reviews-v1-1]}:$PORT/      # in productpage: a pod IP, passthrough" "$a4"
+a5=$(in_pod productpage curl -sS --max-time 5 "http://10.96.0.21:$PORT/" 2>&1)
+show "curl -sS http://10.96.0.21:$PORT/      # in productpage: reviews-v1's VIP, mTLS" "$a5"
+say ""
+denied() { [ "$(sidecar_stat ratings inbound.rq_authz_denied)" = $((d0 + 1)) ]; }
+refused() { [ "$(sidecar_stat reviews-v1-1 inbound.cx_plaintext_refused)" = 2 ]; }
+wait_until 2 denied
+wait_until 2 refused
+step "productpage -> ratings: 200 from ratings" \
+    grep -q '^HTTP/1.1 200 ' <<<"$a1"
+rbac_ok() { [[ "$a2" == "HTTP/1.1 403 "* ]] && grep -q '^x-ringmesh-flags: RBAC$' <<<"$a2"; }
+step "reviews-v2-1 -> ratings: 403 RBAC, ratings' rq_authz_denied $(sidecar_stat ratings inbound.rq_authz_denied)" \
+    eval 'rbac_ok && denied'
+step "STRICT: both plaintext connections refused, counted" \
+    eval '! grep -q "^HTTP/" <<<"$a3$a4" && refused'
+step "STRICT: productpage -> reviews-v1 VIP over mTLS still answers" test "$a5" = reviews-v1
 
 say ""
 say "tear-down:"
