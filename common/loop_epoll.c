@@ -329,6 +329,7 @@ static int epoll_wait_dispatch(struct loop *l, int timeout_ms)
     int n = epoll_wait(s->epfd, evs, 256, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
+    l->now_ms = loop_clock_ms(); /* the callbacks below read the time after the sleep */
     for (int i = 0; i < n; i++) {
         int fd = (int)(uint32_t)evs[i].data.u64;
         uint32_t ev = evs[i].events;

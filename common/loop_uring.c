@@ -329,6 +329,7 @@ static int uring_wait(struct loop *l, int timeout_ms)
     }
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
         return r;
+    l->now_ms = loop_clock_ms(); /* the callbacks below read the time after the sleep */
 
     /* Callbacks may queue SQEs and even submit (a full SQ) but never touch the CQ head,
      * so iterating the CQ while they run is safe. Advance in chunks so a long batch

@@ -582,7 +582,7 @@ static void sniff_timeout(struct loop *l, struct loop_timer *t)
 static bool plaintext_allowed(struct relay *r)
 {
     if (r->mtls == HTTP_MTLS_STRICT) {
-        char a[ADDR_STRLEN];
+        char a[ADDR_STRLEN], b[ADDR_STRLEN];
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         if (getpeername(r->side[RELAY_DOWN].fd, (struct sockaddr *)&ss, &sl) < 0)
@@ -590,7 +590,7 @@ static bool plaintext_allowed(struct relay *r)
         STATS_INC(cx_stat(r, STATS_CX_PLAINTEXT_REFUSED));
         log_info("inbound plaintext from %s to %s refused: PeerAuthentication STRICT",
                  ss.ss_family == AF_UNSPEC ? "?" : addr_format((struct sockaddr *)&ss, a),
-                 addr_format((struct sockaddr *)&r->dst, a));
+                 addr_format((struct sockaddr *)&r->dst, b));
         relay_close(r, true, "plaintext under STRICT mTLS");
         return false;
     }

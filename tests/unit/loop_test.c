@@ -371,8 +371,71 @@ static void test_timers(enum loop_io_choice io, const char *name)
     loop_free(l);
 }
 
+/* A completion that ends a long sleep sees the time after the sleep in loop_now_ms (a
+ * timer armed from it used to be set from the time before, and fired early). */
+struct fresh {
+    int fd;
+    uint64_t seen_now, seen_mono;
+};
+
+static void *late_writer(void *arg)
+{
+    struct fresh *f = arg;
+    usleep(300 * 1000);
+    if (write(f->fd, "x", 1) != 1)
+        return NULL;
+    return NULL;
+}
+
+static void fresh_cb(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
+{
+    struct fresh *f = op->owner;
+    if (buf) {
+        f->seen_now = loop_now_ms(l);
+        f->seen_mono = mono_ms();
+        loop_buf_put(l, buf);
+    }
+    (void)res;
+    (void)more;
+}
+
+static void test_fresh_clock(enum loop_io_choice io, const char *name)
+{
+    struct loop_config cfg = {.io = io, .buf_count = 16, .buf_size = 1024, .ring_entries = 64};
+    char why[256], err[256];
+    struct loop *l = loop_new(&cfg, why, sizeof(why), err, sizeof(err));
+    if (!l) {
+        tap_skip("no loop");
+        return;
+    }
+    loop_attach_thread(l);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
+    struct fresh f = {.fd = sv[1]};
+    struct loop_op op;
+    loop_op_init(&op, fresh_cb, &f);
+    loop_run_once(l, 0);
+    loop_recv(l, &op, sv[0], 0);
+    pthread_t t;
+    pthread_create(&t, NULL, late_writer, &f);
+    for (int i = 0; i < 50 && !f.seen_now; i++)
+        loop_run_once(l, 2000);
+    pthread_join(t, NULL);
+    long long lag = (long long)f.seen_mono - (long long)f.seen_now;
+    ok(f.seen_now && lag < 50, "%s: after a 300 ms sleep a callback's loop_now_ms is current (%lld ms behind)",
+       name, lag);
+    loop_cancel(l, &op);
+    for (int i = 0; i < 10 && op.armed; i++)
+        loop_run_once(l, 10);
+    close(sv[0]);
+    close(sv[1]);
+    loop_free(l);
+}
+
 int main(void)
 {
+    test_fresh_clock(LOOP_IO_EPOLL, "epoll");
+    test_fresh_clock(LOOP_IO_URING, "io_uring");
     test_timers(LOOP_IO_EPOLL, "epoll");
     test_timers(LOOP_IO_URING, "io_uring");
     test_ring_refill(LOOP_IO_EPOLL, "epoll");
