@@ -335,10 +335,17 @@ static void set_reason_from_ssl(struct tls_conn *t, int ret)
     char buf[WOLFSSL_MAX_ERROR_SZ];
     wolfSSL_ERR_error_string_n((unsigned long)e, buf, sizeof(buf));
     long v = wolfSSL_get_verify_result(t->ssl);
-    if (v != 0)
-        snprintf(t->reason, sizeof(t->reason), "certificate verify failed: %s (%s)",
-                 wolfSSL_X509_verify_cert_error_string(v), buf);
-    else
+    if (v != 0) { /* the verify result is a wolfSSL error code: its own text says why */
+        const char *why = wolfSSL_X509_verify_cert_error_string(v);
+        if (!why || strstr(why, "unknown"))
+            why = v == 2 || v == 20 || v == 21 ? "unknown issuer (no root of the bundle signs it)"
+                  : v == 10                    ? "certificate has expired"
+                  : v == 9                     ? "certificate is not yet valid"
+                  : v == 7                     ? "certificate signature failure"
+                                               : NULL;
+        snprintf(t->reason, sizeof(t->reason), "certificate verify failed: %s (%ld)",
+                 why ? why : buf, v);
+    } else
         snprintf(t->reason, sizeof(t->reason), "%s", buf);
 }
 
