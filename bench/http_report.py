@@ -29,6 +29,8 @@ TESTS = {
     "h1post": "HTTP/1.1 POST, 1 KiB request and 1 KiB response",
     "h2get": "HTTP/2 (h2c prior knowledge) GET, 1 KiB response",
     "h2post": "HTTP/2 (h2c prior knowledge) POST, 1 KiB request and 1 KiB response",
+    "h1get64k": "HTTP/1.1 GET, 64 KiB response (throughput)",
+    "h2get64k": "HTTP/2 (h2c prior knowledge) GET, 64 KiB response (throughput)",
 }
 NAMES = {
     "direct": "direct (no sidecars)",
@@ -36,6 +38,8 @@ NAMES = {
     "uring-l4": "sidecars io_uring, appProtocol tcp (L4 relay)",
     "epoll": "sidecars epoll, appProtocol http/h2c",
     "epoll-l4": "sidecars epoll, appProtocol tcp (L4 relay)",
+    "uring-mtls": "sidecars io_uring, mTLS between them, appProtocol http/h2c",
+    "epoll-mtls": "sidecars epoll, mTLS between them, appProtocol http/h2c",
 }
 UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6}
 
@@ -110,9 +114,19 @@ def record(a):
         rec["sc_delta_a"] = delta(*a.stats_a)
         rec["sc_delta_b"] = delta(*a.stats_b)
     r = parse_h2load(a.h2load_out, a.h2load_log)
-    r.update(url=a.url, conns=a.conns, streams=a.streams, body_len=a.body_len)
+    r.update(url=a.url, conns=a.conns, streams=a.streams, body_len=a.body_len,
+             resp_len=a.resp_len)
     rec["result"] = r
     print(json.dumps(rec, separators=(",", ":")))
+
+
+def resp_len(r):
+    return r.get("resp_len", 1024)
+
+
+def mb_s(r):
+    """MB/s of response bodies (req/s x the body size)."""
+    return r["req_per_s"] * resp_len(r) / 1e6
 
 
 def errors(r):
@@ -129,9 +143,10 @@ def progress(rec):
     ba, sa = busy(rec["cpu_a"])
     bb, sb = busy(rec["cpu_b"])
     lat = r["lat_us"]
-    line = "[bench] rep %d %-8s %-6s %8.0f req/s  p50 %5s p99 %6s us  errors %d  CPU a %3.0f%% " \
-        "b %3.0f%%" % (rec["rep"], rec["config"], rec["test"], r["req_per_s"], lat.get("p50", "?"),
-                       lat.get("p99", "?"), errors(r), ba, bb)
+    line = "[bench] rep %d %-10s %-8s %8.0f req/s %7.1f MB/s  p50 %5s p99 %6s us  errors %d  " \
+        "CPU a %3.0f%% b %3.0f%%" % (rec["rep"], rec["config"], rec["test"], r["req_per_s"],
+                                     mb_s(r), lat.get("p50", "?"), lat.get("p99", "?"),
+                                     errors(r), ba, bb)
     if sa + sb >= 1:
         line += " (steal %.0f%%/%.0f%%)" % (sa, sb)
     line += "  others %.0f%%" % other_pct(rec)
@@ -162,7 +177,7 @@ def through_both(rec):
     """'' if the run went through both sidecars, else what is missing."""
     r = rec["result"]
     bad = []
-    a = saw(rec["sc_delta_a"], "outbound", "bytes_tx", 1024 * r["done"], r["done"])
+    a = saw(rec["sc_delta_a"], "outbound", "bytes_tx", resp_len(r) * r["done"], r["done"])
     if a:
         bad.append("a " + a)
     b = saw(rec["sc_delta_b"], "inbound", "bytes_rx", r["body_len"] * r["done"] or r["done"],
@@ -208,7 +223,9 @@ def report(a):
         "(bench/haproxy-origin.cfg); %d s per run, %d repeats per cell, interleaved (rep 1: %s; "
         "rep 2: ...). Cells: median (min–max) of the repeats. Latency is h2load's request time "
         "(request sent → response complete) from its per-request log, pooled per run, "
-        "nearest-rank percentiles; the table shows the median over the repeats." % (
+        "nearest-rank percentiles; the table shows the median over the repeats. The 64 KiB "
+        "tests GET a 64 KiB body from a second haproxy (the same config, tune.bufsize 131072); "
+        "MB/s is req/s × the response body." % (
             a.h1_conns, a.h2_conns, a.h2_streams, a.seconds, a.reps, ", ".join(configs)))
     out.append("")
     out.append("Paths: **direct**: the client connects to the origin's pod address, "
@@ -218,7 +235,13 @@ def report(a):
                "its h2c port, appProtocol h2c), through pod a's sidecar (outbound) and pod b's "
                "(inbound). **appProtocol tcp (L4 relay)**: the same through Service 10.96.0.61, "
                "whose ports say appProtocol tcp, so both sidecars relay bytes; it is the L4 "
-               "baseline the HTTP path is compared with.")
+               "baseline the HTTP path is compared with. **mTLS**: another sidecar pair of the "
+               "same backend started with `--cert-dir` (workloads default/client and "
+               "default/origin from `ringmeshctl ca`), the same Service as appProtocol http/h2c: "
+               "a's sidecar sends HTTP/2 over TLS 1.3 (ChaCha20-Poly1305, ALPN h2) to b's, "
+               "which verifies it (PERMISSIVE) and talks plaintext to the origin. The 64 KiB "
+               "tests use Service 10.96.0.62 (http/h2c) the same way; they are not run on the "
+               "L4 relay paths.")
     out.append("")
     if failed:
         out.append("**Not measured**: a sidecar died in each of the 4 attempts of these runs "
@@ -232,18 +255,19 @@ def report(a):
     for t in tests:
         out.append("### %s" % TESTS.get(t, t))
         out.append("")
-        out.append("| path | req/s | × direct | mean µs | p50 µs | p99 µs | p99.9 µs "
+        out.append("| path | req/s | MB/s | × direct | mean µs | p50 µs | p99 µs | p99.9 µs "
                    "| sidecar CPU s / 10k req (a / b) | errors |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         for cfg in configs:
             rs = by.get((cfg, t), [])
             if not rs:
                 if any(f["config"] == cfg and f["test"] == t for f in failed):
                     out.append("| **%s** | not measured: the sidecar died |" % NAMES.get(cfg, cfg)
-                               + " - |" * 7)
+                               + " - |" * 8)
                 continue
             xs = [r["result"]["req_per_s"] for r in rs]
             row = ["**%s**" % NAMES.get(cfg, cfg), med_range(xs, "%.0f"),
+                   "%.1f" % statistics.median(mb_s(r["result"]) for r in rs),
                    "%.2f×" % (statistics.median(xs) / base[t]) if base.get(t) else "-"]
             for k in ("mean", "p50", "p99", "p999"):
                 ls = [r["result"]["lat_us"].get(k) for r in rs
@@ -259,11 +283,43 @@ def report(a):
             out.append("| " + " | ".join(row) + " |")
         out.append("")
 
+    # mTLS against plaintext on the same backend: req/s and sidecar CPU per request
+    mrows = []
+    for io in ("uring", "epoll"):
+        for t in tests:
+            pl, mt = by.get((io, t), []), by.get((io + "-mtls", t), [])
+            if not pl or not mt:
+                continue
+            rp = statistics.median(r["result"]["req_per_s"] for r in pl)
+            rm = statistics.median(r["result"]["req_per_s"] for r in mt)
+
+            def cpu(rs, side):
+                v = [per10k(r, side) for r in rs if r["result"]["done"]]
+                return statistics.median(v) if v else 0.0
+
+            def p99(rs):
+                v = [r["result"]["lat_us"].get("p99") for r in rs
+                     if r["result"]["lat_us"].get("p99") is not None]
+                return statistics.median(v) if v else 0
+            mrows.append("| %s | %s | %.0f | %.0f | %.2f× | %.0f / %.0f | %.3f / %.3f | "
+                         "%.3f / %.3f |" % (
+                             io, t, rp, rm, rm / rp if rp else 0, p99(pl), p99(mt),
+                             cpu(pl, "a"), cpu(mt, "a"), cpu(pl, "b"), cpu(mt, "b")))
+    if mrows:
+        out.append("### mTLS against plaintext (same backend, same Service)")
+        out.append("")
+        out.append("| backend | test | plaintext req/s | mTLS req/s | mTLS / plaintext "
+                   "| p99 µs plain / mTLS | a CPU s/10k req plain / mTLS "
+                   "| b CPU s/10k req plain / mTLS |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        out += mrows
+        out.append("")
+
     out.append("Sidecar CPU: utime+stime of the sidecar (all threads, /proc/PID/stat) over the "
                "run divided by the requests done; a = client pod (outbound), b = server pod "
                "(inbound). Sidecar memory after the whole run (VmRSS / VmHWM, KiB):")
     out.append("")
-    ios = [c for c in configs if c in ("uring", "epoll")]
+    ios = [c for c in configs if c in ("uring", "epoll", "uring-mtls", "epoll-mtls")]
     if ios:
         out.append("| sidecars | a RSS / HWM KiB | b RSS / HWM KiB |")
         out.append("|---|---|---|")
@@ -299,7 +355,7 @@ def report(a):
     # How many connections b's sidecar accepted per run on the http/h2c Service: the client's
     # own while the sidecars relay L4, the outbound sidecar's pooled HTTP/2 ones with the engine.
     pooled = []
-    for cfg in ("uring", "epoll"):
+    for cfg in ("uring", "epoll", "uring-mtls", "epoll-mtls"):
         for t in tests:
             for r in by.get((cfg, t), []):
                 pooled.append("%d/%d" % (r["sc_delta_b"].get("inbound.cx_total", 0),
@@ -308,13 +364,30 @@ def report(a):
                                                 r["result"]["req_per_s"]) for r in recs
                if base.get(r["test"]) and r["result"]["req_per_s"] < base[r["test"]] / 100]
     nerr = sum(errors(r["result"]) for r in recs)
+    # mTLS runs: b's sidecar took its connections over TLS (inbound.cx_mtls or
+    # inbound.tls_handshakes grew; pooled connections may outlive one run, so a run with
+    # neither is checked against the pair's earlier runs) and no plaintext run did
+    tls_seen, tls_bad = {}, []
+    for r in recs:
+        d = r.get("sc_delta_b", {})
+        n = d.get("inbound.cx_mtls", 0) + d.get("inbound.tls_handshakes", 0)
+        if r["config"].endswith("-mtls"):
+            tls_seen[r["config"]] = tls_seen.get(r["config"], 0) + n
+        elif r["config"] != "direct" and n:
+            tls_bad.append("%s %s rep %d: TLS on a plaintext pair" % (r["config"], r["test"],
+                                                                      r["rep"]))
+    tls_bad += ["%s: no TLS connection on b's inbound side" % c for c, n in tls_seen.items()
+                if not n]
     # (against "succeeded", not the 2xx status count: h2load counts a status when the head
     # arrives, so a response cut off by the end of the run is a 2xx that never finished)
     lost = [r for r in recs if r["result"]["logged_2xx"] < r["result"]["succeeded"]]
     out.append(
         "Checks: every sidecar run's traffic went through both sidecars (a's outbound.bytes_tx "
-        "grew by 1 KiB per response and b's inbound.bytes_rx by the request bodies, or a request "
-        "counter of theirs by the requests done): %s. Failed, errored, timed-out or non-2xx "
+        "grew by the response body per response and b's inbound.bytes_rx by the request bodies, "
+        "or a request counter of theirs by the requests done): %s. mTLS pairs took their "
+        "connections over TLS (b's inbound.cx_mtls + inbound.tls_handshakes summed over the "
+        "pair's runs: %s; the HTTP/2 connections between the sidecars are pooled, so a few) and the plaintext ones "
+        "did not: %s. Failed, errored, timed-out or non-2xx "
         "requests: %d. Runs below 1%% of the direct path's req/s (stalled): %s. Runs whose log held fewer 2xx requests than h2load's succeeded count: %d. "
         "Connections b's sidecar accepted per run on the http/h2c Service (accepted/client "
         "connections; equal while the sidecars relay L4, fewer once the outbound sidecar pools "
@@ -323,7 +396,9 @@ def report(a):
         "%.0f%% of a core in a kept run (median %.0f%%); a run where it passed %d%% was repeated "
         "(%d repeated runs). Sidecars that died during a run (crashed or killed; restarted, and "
         "the run repeated): %s." % (
-            "yes" if not bad else "NO: " + "; ".join(bad), nerr,
+            "yes" if not bad else "NO: " + "; ".join(bad),
+            ", ".join("%s +%d" % kv for kv in tls_seen.items()) or "no mTLS runs",
+            "yes" if not tls_bad else "NO: " + "; ".join(tls_bad), nerr,
             ", ".join(stalled) or "none", len(lost),
             ", ".join(sorted(set(pooled), key=pooled.index)) or "-",
             max(steal) if steal else 0, max(other_pct(r) for r in recs) if recs else 0,
@@ -354,7 +429,8 @@ def report(a):
         out.append("|---|---|---|")
         out += rq_rows
         out.append("")
-    keys = ("outbound.cx_total", "outbound.cx_service", "inbound.cx_total", "outbound.cx_reset",
+    keys = ("outbound.cx_total", "outbound.cx_service", "inbound.cx_total", "outbound.tls_handshakes",
+            "inbound.tls_handshakes", "inbound.cx_mtls", "outbound.cx_reset",
             "inbound.cx_reset", "outbound.cx_connect_fail", "inbound.cx_connect_fail",
             "buffers.exhausted", "server.active_connections")
     scs = after.get("sidecars", {})
@@ -372,8 +448,8 @@ def report(a):
         "Setup: pod a (h2load; its sidecars) pinned to CPU %s, pod b (haproxy, `nbthread 1`, "
         "uid 1000; its sidecars) pinned to CPU %s, with `taskset`; sidecars run `--concurrency "
         "1`, default buffers and `--config` with both Services and their EndpointSlices, as uid "
-        "1337 behind `ringmesh-init` (an io_uring and an epoll pair up for the whole run on "
-        "their own ports; the rules are switched between configurations). h2load writes one "
+        "1337 behind `ringmesh-init` (an io_uring and an epoll pair, and one more of each "
+        "with `--cert-dir` for mTLS, up for the whole run on their own ports; the rules are switched between configurations). h2load writes one "
         "log line per request (a write(2) each, to tmpfs), which costs the client about 1 µs "
         "per request in every configuration alike. Origin RSS after the run: %s KiB." % (
             a.cpu_a, a.cpu_b, after.get("origin_rss_kb", "?")))
@@ -407,6 +483,7 @@ def main():
     p.add_argument("--conns", type=int)
     p.add_argument("--streams", type=int)
     p.add_argument("--body-len", type=int, default=0)
+    p.add_argument("--resp-len", type=int, default=1024)
     # --raw
     p.add_argument("--clk-tck", default="100")
     p.add_argument("--seconds", type=int, default=3)

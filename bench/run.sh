@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh - the L4 benchmark (make bench; by hand, as root; never a test).
 #
-# bench/run.sh [all|l4|http]: all (the default, what make bench runs) is this L4 benchmark and
-# then the HTTP one (bench/http_run.sh), each with pods of its own; l4 or http runs just one.
+# bench/run.sh [all|l4|http|tls]: all (the default, what make bench runs) is this L4 benchmark,
+# then the HTTP one (bench/http_run.sh), each with pods of its own, then the TLS one (the "tls"
+# section at the end of this file: bench/tlsbench.c, no pods); l4, http or tls runs just one.
 #
 # Two netns pods, a (client) and b (server), on the tests/mesh bridge. In one run, with the
 # measurements interleaved so that drift on the machine hits every configuration alike:
@@ -43,11 +44,133 @@ PORT=9000
 DATE=$(date +%F)
 
 die() { echo "bench: $*" >&2; exit 1; }
+# ---- bench/run.sh tls -----------------------------------------------------------------
+#
+# bench/run.sh tls [CLIENT_DIR SERVER_DIR]: the cost of mTLS on one core, with
+# bench/tlsbench.c (no pods, no root needed): full TLS 1.3 mutual handshakes per second (and
+# CPU per handshake of each side), resumed handshakes (not implemented in sidecar/tls.c, said
+# so), bulk MB/s through an established pair in 16 KiB records (ChaCha20-Poly1305, tls.c's
+# choice) and the raw AEADs ChaCha20-Poly1305 against AES-128-GCM. The credentials are two
+# workloads issued by a fresh root with bin/ringmeshctl (ca init, ca issue) into a temporary
+# directory, unless two --cert-dir style directories are given.
+# The Makefile links bench/ programs with libcommon.a only (no tls.c): tlsbench is compiled
+# here against build/libsidecar.a and build/libxds.a (run make first), into the temp dir.
+# Pinned to CPU 0 (taskset). Writes bench/results/<date>-tls.md and <date>-tls.jsonl.
+# Knobs: BENCH_TLS_SECONDS (3 per test), BENCH_REPS (3), BENCH_OUT, BENCH_TLS_CPU (0).
+bench_tls() {
+    local secs=${BENCH_TLS_SECONDS:-3} reps=${BENCH_REPS:-3} cpu=${BENCH_TLS_CPU:-0}
+    local cdir sdir raw md rep lib libs load0 load1 ctl=$RINGMESH_BIN/ringmeshctl tmp
+    [ $# = 0 ] || [ $# = 2 ] || die "usage: bench/run.sh tls [CLIENT_DIR SERVER_DIR]"
+    for lib in libsidecar.a libxds.a libcommon.a; do
+        [ -f "$RINGMESH_ROOT/build/$lib" ] || die "build/$lib missing: run make"
+    done
+    command -v python3 >/dev/null || die "needs python3"
+    tmp=$(mktemp -d /tmp/ringmesh-tlsbench.XXXXXX) || die "cannot make a temp dir"
+    TLS_TMP=$tmp
+    trap 'rm -rf "$TLS_TMP"' EXIT
+    libs=$(pkg-config --libs liburing yaml-0.1 libcjson libpcre2-8 libnghttp2 wolfssl 2>/dev/null) ||
+        libs="-luring -lyaml -lcjson -lpcre2-8 -lnghttp2 -lwolfssl"
+    # shellcheck disable=SC2086 # $libs is a list of flags
+    (cd "$RINGMESH_ROOT" && ${CC:-cc} -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow \
+        -Wno-unused-parameter -D_GNU_SOURCE -pthread -Icommon -Isidecar -Ixds \
+        bench/tlsbench.c build/libsidecar.a build/libxds.a build/libcommon.a $libs \
+        -o "$tmp/tlsbench") || die "cannot build tlsbench"
+    if [ $# = 2 ]; then
+        cdir=$1 sdir=$2
+    else
+        [ -x "$ctl" ] || die "$ctl missing: run make"
+        cdir=$tmp/certs/client sdir=$tmp/certs/origin
+        { "$ctl" ca init --dir "$tmp/certs/root" &&
+            "$ctl" ca issue --dir "$tmp/certs/root" --ns default --sa client --out "$cdir" &&
+            "$ctl" ca issue --dir "$tmp/certs/root" --ns default --sa origin --out "$sdir"; } \
+            >"$tmp/ringmeshctl.log" 2>&1 || { cat "$tmp/ringmeshctl.log"; die "ringmeshctl failed"; }
+    fi
+    mkdir -p "$OUT"
+    raw=$OUT/$DATE-tls.jsonl md=$OUT/$DATE-tls.md
+    : >"$raw"
+    printf '[bench %s] tlsbench on CPU %s, %ss per test, %s reps -> %s\n' "$(date +%T)" "$cpu" \
+        "$secs" "$reps" "$raw"
+    for ((rep = 1; rep <= reps; rep++)); do
+        read -r load0 _ </proc/loadavg
+        taskset -c "$cpu" "$tmp/tlsbench" "$cdir" "$sdir" --seconds "$secs" >"$tmp/out" \
+            2>"$tmp/err" || { cat "$tmp/err"; die "tlsbench failed"; }
+        read -r load1 _ </proc/loadavg
+        sed "s/^{/{\"rep\":$rep,\"loadavg\":[$load0,$load1],/" "$tmp/out" | tee -a "$raw"
+    done
+    python3 - "$raw" "$secs" "$reps" "$cpu" "$RINGMESH_ROOT" >"$md" <<'PY' || die "report failed"
+import json, platform, statistics, subprocess, sys
+raw, secs, reps, cpu, root = sys.argv[1:6]
+recs = [json.loads(l) for l in open(raw) if l.strip()]
+def med(test, key, cipher=None):
+    v = [r[key] for r in recs if r["test"] == test and key in r
+         and (cipher is None or r.get("cipher") == cipher)]
+    return statistics.median(v) if v else float("nan")
+def share(test, cipher=None):  # CPU time / wall time: below 1, others took the core
+    v = [r["cpu_seconds"] / r["seconds"] for r in recs if r["test"] == test
+         and "cpu_seconds" in r and (cipher is None or r.get("cipher") == cipher)]
+    return min(v) if v else float("nan")
+print(f"# TLS benchmark ({raw.rsplit('/', 1)[-1].split('-tls')[0]})\n")
+print(f"bench/tlsbench.c through sidecar/tls.c, one thread pinned to CPU {cpu}, "
+      f"{secs} s per test, {reps} rep(s); medians. Rates \"per core\" are on the thread's "
+      "CPU time; wall-clock rates are in the .jsonl.\n")
+print("| test | result |\n|---|---|")
+print(f"| full handshake (client + server on one core) | {med('handshake_full', 'per_sec_cpu'):.0f}/s "
+      f"(wall: {med('handshake_full', 'per_sec'):.0f}/s) |")
+print(f"| full handshake, client side only | {med('handshake_full', 'client_us'):.0f} us "
+      f"-> {med('handshake_full', 'client_per_sec_core'):.0f}/s per core |")
+print(f"| full handshake, server side only | {med('handshake_full', 'server_us'):.0f} us "
+      f"-> {med('handshake_full', 'server_per_sec_core'):.0f}/s per core |")
+print("| resumed handshake | not implemented (no session cache in tls.c) |")
+print(f"| bulk, 16 KiB records, encrypt + decrypt on one core | {med('bulk', 'mb_per_s_cpu'):.0f} MB/s |")
+print(f"| bulk, encrypt alone / decrypt alone | {med('bulk', 'encrypt_mb_per_s'):.0f} / "
+      f"{med('bulk', 'decrypt_mb_per_s'):.0f} MB/s |")
+for c in ("chacha20-poly1305", "aes-128-gcm"):
+    print(f"| raw AEAD {c}, 16 KiB, encrypt | {med('aead', 'encrypt_mb_per_s', c):.0f} MB/s |")
+print()
+hs = [r for r in recs if r["test"] == "handshake_full"]
+if hs:
+    print(f"Handshake: TLS 1.3, ECDSA P-256 SVIDs from ringmeshctl, ALPN {hs[0]['alpn']}, "
+          f"resumed={str(hs[0]['resumed']).lower()}; client saw {hs[0]['client_saw']}, "
+          f"server saw {hs[0]['server_saw']}. Bulk cipher: TLS13-CHACHA20-POLY1305-SHA256 "
+          "(tls.c's first choice; the pair cannot pick another through tls.h). "
+          + next((f"AES-GCM: {r['note']}." for r in recs if r.get("note")), ""))
+    print()
+low = min(share("handshake_full"), share("bulk"))
+loads = [x for r in recs for x in r.get("loadavg", [])]
+print(f"Load: the thread got at least {low * 100:.0f}% of its core's wall time "
+      f"(CPU time / wall time, worst test); load average during the run "
+      f"{min(loads):.2f}..{max(loads):.2f} on {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} CPUs"
+      + (" - other processes were running (a shared machine): wall-clock rates are low, "
+         "the per-core (CPU time) rates hold." if low < 0.9 else "."))
+print()
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+              if l.startswith("model name")), "?")
+print(f"Machine: {model}; {platform.system()} {platform.release()}; wolfSSL "
+      + subprocess.run(["pkg-config", "--modversion", "wolfssl"], capture_output=True,
+                       text=True).stdout.strip())
+git = lambda *a: subprocess.run(["git", "-C", root] + list(a), capture_output=True,
+                                text=True).stdout.strip()
+dirty = git("status", "--porcelain", "--", "sidecar", "xds", "common").split("\n")
+dirty = [l[3:] for l in dirty if l.strip()]
+print(f"\nringmesh: {git('log', '-1', '--format=%h')}"
+      + (f" with uncommitted changes in {', '.join(dirty)}" if dirty else "")
+      + "; tlsbench linked with build/libsidecar.a, libxds.a, libcommon.a as they were "
+      "(the last make), so it measures the tls.c that make built.")
+PY
+    cat "$md"
+    printf '[bench %s] wrote %s and %s\n' "$(date +%T)" "$md" "$raw"
+}
+
 case ${1:-all} in
-all) "$HERE/run.sh" l4; rc=$?; "$HERE/http_run.sh" || rc=$?; exit $rc ;;
+all)
+    "$HERE/run.sh" l4; rc=$?
+    "$HERE/http_run.sh" || rc=$?
+    "$HERE/run.sh" tls || rc=$?
+    exit $rc ;;
 http) exec "$HERE/http_run.sh" ;;
+tls) shift; bench_tls "$@"; exit ;;
 l4) ;;
-*) die "usage: bench/run.sh [all|l4|http]" ;;
+*) die "usage: bench/run.sh [all|l4|http|tls [CLIENT_DIR SERVER_DIR]]" ;;
 esac
 [ "$(id -u)" = 0 ] || die "needs root (netns pods, iptables): sudo make bench"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (pods a and b are pinned to CPUs $CPU_A and $CPU_B)"
