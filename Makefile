@@ -110,7 +110,8 @@ $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
+$(BUILD)/bench/%.o: CFLAGS += -Isidecar -Ixds
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
