@@ -1654,6 +1654,8 @@ void http_free_all(struct worker *w)
         free(c->sock.in);
         free(c->sock.out);
         free(c->sock.fly);
+        free(c->sock.pt);
+        tls_conn_free(c->sock.tls);
         if (c->counted_cx)
             atomic_fetch_sub_explicit(&w->sc->active_cx, 1, memory_order_relaxed);
         free(c);

@@ -77,8 +77,8 @@ static int start_workers(struct sidecar *sc, char *err, size_t errlen)
             /* Every worker runs what the first one got; say once why, if not io_uring. */
             sc->backend = loop_backend_name(loop_backend(w->loop));
             snprintf(sc->backend_why, sizeof(sc->backend_why), "%s", why);
-            sc->opts.io = loop_backend(w->loop) == LOOP_BACKEND_URING ? LOOP_IO_URING
-                                                                      : LOOP_IO_EPOLL;
+            sc->opts.io =
+                loop_backend(w->loop) == LOOP_BACKEND_URING ? LOOP_IO_URING : LOOP_IO_EPOLL;
         }
     }
     for (int i = 0; i < n; i++) {
@@ -182,9 +182,8 @@ int main(int argc, char **argv)
     raise_nofile();
 
     /* The configuration comes before anything listens: a bad file stops the start. */
-    struct config_snapshot *snap = sc.opts.config_path
-                                       ? config_load(sc.opts.config_path, err, sizeof(err))
-                                       : config_empty();
+    struct config_snapshot *snap =
+        sc.opts.config_path ? config_load(sc.opts.config_path, err, sizeof(err)) : config_empty();
     if (!snap) {
         log_error("%s", err);
         return 1;
@@ -204,9 +203,9 @@ int main(int argc, char **argv)
         tls_log_creds(creds, "mTLS on");
         tls_publish(creds);
         ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (ifd < 0 || inotify_add_watch(ifd, sc.opts.cert_dir,
-                                         IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE |
-                                             IN_ATTRIB) < 0)
+        if (ifd < 0 ||
+            inotify_add_watch(ifd, sc.opts.cert_dir,
+                              IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) < 0)
             log_warn("--cert-dir %s: cannot watch for rotation (%s): reload with SIGHUP",
                      sc.opts.cert_dir, strerror(errno));
     }
@@ -214,6 +213,7 @@ int main(int argc, char **argv)
     if (admin_open(&admin, &sc, err, sizeof(err)) < 0) {
         log_error("%s", err);
         config_shutdown();
+        tls_shutdown();
         return 1;
     }
     if (start_workers(&sc, err, sizeof(err)) < 0) {
@@ -221,6 +221,7 @@ int main(int argc, char **argv)
         stop_workers(&sc);
         admin_close(&admin);
         config_shutdown();
+        tls_shutdown();
         return 1;
     }
     if (sc.backend_why[0])
@@ -274,9 +275,8 @@ int main(int argc, char **argv)
                 }
                 atomic_store(&sc.state, SIDECAR_DRAINING);
                 deadline = now_ms() + (uint64_t)sc.opts.drain_seconds * 1000;
-                log_info("%s: draining %d connections for up to %u s",
-                         strsignal((int)si.ssi_signo), atomic_load(&sc.active_cx),
-                         sc.opts.drain_seconds);
+                log_info("%s: draining %d connections for up to %u s", strsignal((int)si.ssi_signo),
+                         atomic_load(&sc.active_cx), sc.opts.drain_seconds);
                 for (int i = 0; i < sc.nworkers; i++)
                     worker_command(sc.workers[i], WORKER_CMD_DRAIN);
             }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <wolfssl/openssl/x509v3.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "ca.h"
 
@@ -244,6 +245,13 @@ struct tls_creds *tls_acquire(void)
     return c;
 }
 
+void tls_thread_done(void)
+{
+#ifdef FP_ECC
+    wc_ecc_fp_free(); /* this thread's fixed-point ECC tables */
+#endif
+}
+
 uint64_t tls_generation(void)
 {
     return atomic_load(&generation);
@@ -252,6 +260,9 @@ uint64_t tls_generation(void)
 void tls_shutdown(void)
 {
     tls_publish(NULL);
+    /* every context is gone with the workers: wolfSSL's global caches (ECC fixed-point
+     * tables among them) go too, so a leak check sees only real leaks */
+    wolfSSL_Cleanup();
 }
 
 /* ---- connections ---- */

@@ -49,6 +49,9 @@ time_t tls_creds_not_after(const struct tls_creds *c);         /* our SVID's exp
 void tls_publish(struct tls_creds *c);
 struct tls_creds *tls_acquire(void); /* NULL when mTLS is off (no --cert-dir) */
 void tls_shutdown(void);
+/* A thread that made handshakes is ending: wolfSSL's per-thread ECC fixed-point cache
+ * (FP_ECC, about 7 MB after a few hundred handshakes) goes with it. */
+void tls_thread_done(void);
 /* Moves on every publication: a worker takes the new generation when it changed. */
 uint64_t tls_generation(void);
 

@@ -19,8 +19,8 @@
 #include "tls.h"
 #include "relay.h"
 
-#define WORKER_TICK_MS        100
-#define WORKER_SWEEP_MS       1000
+#define WORKER_TICK_MS         100
+#define WORKER_SWEEP_MS        1000
 #define WORKER_ACCEPT_PAUSE_MS 100
 
 /* Synchronous: when drain says the port is closed, it is (no queued close SQE). */
@@ -32,8 +32,7 @@ static void listener_close(struct listener *ls)
     }
 }
 
-static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf,
-                      bool more)
+static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_buf *buf, bool more)
 {
     struct listener *ls = op->owner;
     struct worker *w = ls->w;
@@ -50,8 +49,8 @@ static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_b
         /* Out of descriptors or memory: stop accepting for a while instead of spinning;
          * the backlog holds new connections until then. */
         STATS_INC(&w->stats.w[STATS_ACCEPT_PAUSED]);
-        log_warn("%s listener: accept: %s; pausing accept for %d ms",
-                 stats_dir_name(ls->dir), strerror(-res), WORKER_ACCEPT_PAUSE_MS);
+        log_warn("%s listener: accept: %s; pausing accept for %d ms", stats_dir_name(ls->dir),
+                 strerror(-res), WORKER_ACCEPT_PAUSE_MS);
         ls->paused = true;
         w->accept_resume_ms = loop_now_ms(l) + WORKER_ACCEPT_PAUSE_MS;
         return;
@@ -206,8 +205,8 @@ static int listen_socket(int fam, unsigned short port, bool probe)
     return fd;
 }
 
-struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_t whylen,
-                          char *err, size_t errlen)
+struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_t whylen, char *err,
+                          size_t errlen)
 {
     struct loop_config lc = {
         .io = sc->opts.io,
@@ -300,6 +299,7 @@ static void *worker_main(void *arg)
     if (r < 0) {
         log_error("%s loop failed: %s", loop_backend_name(loop_backend(w->loop)), strerror(-r));
         atomic_store(&w->status, WORKER_FAILED);
+        tls_thread_done();
         return NULL;
     }
     /* An armed multishot accept holds its listening socket even after close(2), until
@@ -309,6 +309,7 @@ static void *worker_main(void *arg)
     for (int i = 0; i < 100 && listeners_armed(w); i++)
         loop_run_once(w->loop, 10);
     loop_run_once(w->loop, 0); /* submits queued closes: only this thread may (io_uring) */
+    tls_thread_done();
     atomic_store(&w->status, WORKER_STOPPED);
     return NULL;
 }
