@@ -40,7 +40,8 @@ enum http_app_proto http_app_proto(const char *app_protocol);
 /* The appProtocol of the local endpoint ip:port (the inbound original destination): the
  * Service port whose EndpointSlices list that address and port. UNKNOWN when none does. */
 enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
-                                         const struct sockaddr_storage *dst);
+                                         const struct sockaddr_storage *dst, char *svc,
+                                         size_t svclen);
 
 /* A nonblocking TCP socket (no Nagle) to connect to dst; inbound ones leave from
  * 127.0.0.6 (::6), so the pod's OUTPUT rules let them reach the app without capture. The
@@ -48,9 +49,10 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
 int http_upstream_socket(const struct sockaddr_storage *dst, enum stats_dir dir);
 
 /* AuthorizationPolicy for an inbound request (method/path set) or TCP connection (method
- * NULL) to the local endpoint dst from principal (the peer's SPIFFE ID; NULL or "" for a
- * plaintext peer). false with *why naming the policy when denied. */
-bool http_inbound_allowed(struct worker *w, const struct sockaddr_storage *dst,
+ * NULL) to Service svc ("" or NULL: not a Service's endpoint; from http_local_app_proto,
+ * looked up once per connection) on dst's port from principal (the peer's SPIFFE ID; NULL or "" for
+ * a plaintext peer). false with *why naming the policy when denied. */
+bool http_inbound_allowed(struct worker *w, const char *svc, const struct sockaddr_storage *dst,
                           const char *principal, const char *method, size_t method_len,
                           const char *path, size_t path_len, const char **why, char *buf,
                           size_t buflen);

@@ -868,7 +868,7 @@ void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct socka
     if (getpeername(fd, (struct sockaddr *)&c->src, &sl) < 0)
         c->src.ss_family = AF_UNSPEC;
     if (dir == STATS_INBOUND)
-        c->app = http_local_app_proto(w->snap, dst);
+        c->app = http_local_app_proto(w->snap, dst, c->svc, sizeof(c->svc));
     if (tls) { /* mTLS from a peer sidecar: what follows is plaintext to the codecs */
         char err[256];
         if (!w->tls ||
@@ -954,10 +954,12 @@ static int h1_body_end(struct hconn *c, struct stream_head *trailers)
     return 0;
 }
 
-int hc_response_data(struct hconn *c, struct pstream *ps, const char *p, size_t n, bool end)
+/* ---- a body on either role: the stream is sid on HTTP/2, the connection on HTTP/1.1 ---- */
+
+static int body_data(struct hconn *c, int32_t sid, const char *p, size_t n, bool end)
 {
     if (c->mode == HM_H2) {
-        int e = h2_submit_data(c->h2, ps->dsid, p, n, end);
+        int e = h2_submit_data(c->h2, sid, p, n, end);
         h2_flush(c);
         return e;
     }
@@ -967,40 +969,67 @@ int hc_response_data(struct hconn *c, struct pstream *ps, const char *p, size_t 
     return e;
 }
 
-int hc_response_trailers(struct hconn *c, struct pstream *ps)
+static int body_trailers(struct hconn *c, int32_t sid, struct stream_head *t)
 {
     if (c->mode == HM_H2) {
         struct h2_head hd;
-        int e = stream_to_h2(&ps->ptr, &hd);
+        int e = stream_to_h2(t, &hd);
         if (e == 0)
-            e = h2_submit_trailers(c->h2, ps->dsid, hd.headers, hd.num_headers);
+            e = h2_submit_trailers(c->h2, sid, hd.headers, hd.num_headers);
         h2_flush(c);
         return e;
     }
-    return h1_body_end(c, stream_h1_can_carry_trailers(c->out_fr) ? &ps->ptr : NULL);
+    return h1_body_end(c, stream_h1_can_carry_trailers(c->out_fr) ? t : NULL);
 }
 
-size_t hc_response_room(struct hconn *c, struct pstream *ps)
+static size_t body_room(struct hconn *c, int32_t sid)
 {
-    size_t q = c->mode == HM_H2 ? h2_stream_queued(c->h2, ps->dsid) : sock_queued(&c->sock);
+    size_t q = c->mode == HM_H2 ? h2_stream_queued(c->h2, sid) : sock_queued(&c->sock);
     return q < HTTP_BODY_MARK ? HTTP_BODY_MARK - q : 0;
 }
 
-void hc_consumed(struct hconn *c, struct pstream *ps, size_t n)
+static void body_consumed(struct hconn *c, int32_t sid, size_t n)
 {
-    if (c->mode == HM_H2 && n) {
-        h2_stream_consumed(c->h2, ps->dsid, n);
+    if (c->mode == HM_H2 && n && !c->closing) {
+        h2_stream_consumed(c->h2, sid, n);
         h2_flush(c);
     }
 }
 
-void hc_pause(struct hconn *c, bool pause)
+/* HTTP/1.1 only (HTTP/2 has its windows): stop or resume reading; bytes already read may
+ * be waiting when it resumes. */
+static void conn_pause(struct hconn *c, bool pause)
 {
     if (c->mode == HM_H1) {
         sock_pause_read(&c->sock, pause);
         if (!pause)
-            hc_process(c); /* bytes already read may be waiting */
+            hc_process(c);
     }
+}
+
+int hc_response_data(struct hconn *c, struct pstream *ps, const char *p, size_t n, bool end)
+{
+    return body_data(c, ps->dsid, p, n, end);
+}
+
+int hc_response_trailers(struct hconn *c, struct pstream *ps)
+{
+    return body_trailers(c, ps->dsid, &ps->ptr);
+}
+
+size_t hc_response_room(struct hconn *c, struct pstream *ps)
+{
+    return body_room(c, ps->dsid);
+}
+
+void hc_consumed(struct hconn *c, struct pstream *ps, size_t n)
+{
+    body_consumed(c, ps->dsid, n);
+}
+
+void hc_pause(struct hconn *c, bool pause)
+{
+    conn_pause(c, pause);
 }
 
 void hc_continue(struct hconn *c)
@@ -1442,51 +1471,27 @@ int uc_request_head(struct hconn *c, struct pstream *ps, bool end)
 
 int uc_request_data(struct hconn *c, struct pstream *ps, const char *p, size_t n, bool end)
 {
-    if (c->mode == HM_H2) {
-        int e = h2_submit_data(c->h2, ps->usid, p, n, end);
-        h2_flush(c);
-        return e;
-    }
-    int e = h1_body(c, p, n);
-    if (e == 0 && end)
-        e = h1_body_end(c, NULL);
-    return e;
+    return body_data(c, ps->usid, p, n, end);
 }
 
 int uc_request_trailers(struct hconn *c, struct pstream *ps)
 {
-    if (c->mode == HM_H2) {
-        struct h2_head hd;
-        int e = stream_to_h2(&ps->rtr, &hd);
-        if (e == 0)
-            e = h2_submit_trailers(c->h2, ps->usid, hd.headers, hd.num_headers);
-        h2_flush(c);
-        return e;
-    }
-    return h1_body_end(c, stream_h1_can_carry_trailers(c->out_fr) ? &ps->rtr : NULL);
+    return body_trailers(c, ps->usid, &ps->rtr);
 }
 
 size_t uc_request_room(struct hconn *c, struct pstream *ps)
 {
-    size_t q = c->mode == HM_H2 ? h2_stream_queued(c->h2, ps->usid) : sock_queued(&c->sock);
-    return q < HTTP_BODY_MARK ? HTTP_BODY_MARK - q : 0;
+    return body_room(c, ps->usid);
 }
 
 void uc_consumed(struct hconn *c, struct pstream *ps, size_t n)
 {
-    if (c->mode == HM_H2 && n && !c->closing) {
-        h2_stream_consumed(c->h2, ps->usid, n);
-        h2_flush(c);
-    }
+    body_consumed(c, ps->usid, n);
 }
 
 void uc_pause(struct hconn *c, bool pause)
 {
-    if (c->mode == HM_H1) {
-        sock_pause_read(&c->sock, pause);
-        if (!pause)
-            hc_process(c);
-    }
+    conn_pause(c, pause);
 }
 
 /*
@@ -1713,7 +1718,8 @@ static void hc_tcp_to_app(struct hconn *c)
 {
     const char *why, *peer = c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
     char buf[300];
-    if (!http_inbound_allowed(c->w, &c->dst, peer, NULL, 0, NULL, 0, &why, buf, sizeof(buf))) {
+    if (!http_inbound_allowed(c->w, c->svc, &c->dst, peer, NULL, 0, NULL, 0, &why, buf,
+                              sizeof(buf))) {
         http_stat(c->w, c->dir, STATS_CX_AUTHZ_DENIED);
         log_debug("TCP connection from %s denied: %s", peer ? peer : "?", why);
         hc_close(c, true, "denied by AuthorizationPolicy");

@@ -67,6 +67,7 @@ struct hconn {
     struct sockaddr_storage src; /* the client's address (AF_UNSPEC if unknown) */
     socklen_t dst_len;
     enum http_app_proto app; /* inbound: the local app's protocol */
+    char svc[254];           /* inbound: the Service whose endpoint dst is, or "" */
     /* upstream */
     struct pool *pool;            /* NULL once removed from it */
     struct hconn *pnext, *pprev;  /* in pool->conns */

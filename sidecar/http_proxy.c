@@ -174,11 +174,14 @@ static const struct model_slice *local_slice(const struct model_set *m,
 }
 
 enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
-                                         const struct sockaddr_storage *dst)
+                                         const struct sockaddr_storage *dst, char *svc,
+                                         size_t svclen)
 {
     const struct model_set *m = snap ? snap->model : NULL;
     const struct model_slice_port *sp;
     const struct model_slice *sl = local_slice(m, dst, &sp);
+    if (svclen)
+        snprintf(svc, svclen, "%s", sl ? sl->service_name : "");
     if (!sl)
         return HTTP_APP_UNKNOWN;
     if (sp->app_protocol)
@@ -195,14 +198,11 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
     return HTTP_APP_UNKNOWN;
 }
 
-bool http_inbound_allowed(struct worker *w, const struct sockaddr_storage *dst,
+bool http_inbound_allowed(struct worker *w, const char *svc, const struct sockaddr_storage *dst,
                           const char *principal, const char *method, size_t method_len,
                           const char *path, size_t path_len, const char **why, char *buf,
                           size_t buflen)
 {
-    const struct model_set *m = w->snap ? w->snap->model : NULL;
-    const struct model_slice_port *sp;
-    const struct model_slice *sl = local_slice(m, dst, &sp);
     struct authz_request r = {
         .principal = principal && *principal ? principal : NULL,
         .method = method,
@@ -212,8 +212,8 @@ bool http_inbound_allowed(struct worker *w, const struct sockaddr_storage *dst,
         .port = dst->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)dst)->sin_port)
                                           : ntohs(((const struct sockaddr_in6 *)dst)->sin6_port),
     };
-    return authz_allowed(m, w->sc->opts.pod_namespace, sl ? sl->service_name : NULL, &r, why, buf,
-                         buflen);
+    return authz_allowed(w->snap ? w->snap->model : NULL, w->sc->opts.pod_namespace,
+                         svc && *svc ? svc : NULL, &r, why, buf, buflen);
 }
 
 enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap, const char *ns,
@@ -681,7 +681,7 @@ static int ps_inbound_identity(struct pstream *ps)
     }
     const char *why;
     char buf[300];
-    if (dc && !http_inbound_allowed(w, &dc->dst, peer, ps->req.method, ps->req.method_len,
+    if (dc && !http_inbound_allowed(w, dc->svc, &dc->dst, peer, ps->req.method, ps->req.method_len,
                                     ps->req.path, ps->req.path_len, &why, buf, sizeof(buf))) {
         stat(ps, STATS_RQ_AUTHZ_DENIED);
         log_debug("request %lu from %s: %.*s %.*s denied: %s", (unsigned long)ps->id,

@@ -528,7 +528,10 @@ static void relay_go(struct relay *r)
     if (dir == STATS_INBOUND && r->has_origdst) { /* a plaintext TCP peer: no principal */
         const char *why;
         char buf[300];
-        if (!http_inbound_allowed(w, &r->dst, NULL, NULL, 0, NULL, 0, &why, buf, sizeof(buf))) {
+        char svc[254];
+        http_local_app_proto(w->snap, &r->dst, svc, sizeof(svc));
+        if (!http_inbound_allowed(w, svc, &r->dst, NULL, NULL, 0, NULL, 0, &why, buf,
+                                  sizeof(buf))) {
             STATS_INC(&w->stats.cx[dir][STATS_CX_AUTHZ_DENIED]);
             log_debug("inbound TCP connection to %s denied: %s",
                       addr_format((struct sockaddr *)&r->dst, a), why);
@@ -711,7 +714,7 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
         if (rp)
             app = http_app_proto(rp->port->app_protocol);
     } else if (r->has_origdst && dir == STATS_INBOUND) {
-        app = http_local_app_proto(w->snap, &r->dst);
+        app = http_local_app_proto(w->snap, &r->dst, NULL, 0);
         if (w->tls) { /* mTLS on: what arrives decides (TLS from a peer, or plaintext) */
             uint16_t port = r->dst.ss_family == AF_INET
                                 ? ntohs(((struct sockaddr_in *)&r->dst)->sin_port)
