@@ -24,6 +24,20 @@ check "bad config at start: names file, document, field ($out)" \
 out=$("$RINGMESH_BIN/ringmesh-sidecar" --config "$IT_TMP/missing.yaml" 2>&1); rc=$?
 check "missing config file: exit 1 naming it ($out)" bash -c "[ $rc = 1 ] && grep -q 'missing.yaml' <<<'$out'"
 
+# bad --cert-dir: a missing directory, and a key that is not the certificate's
+out=$("$RINGMESH_BIN/ringmesh-sidecar" --cert-dir "$IT_TMP/nocerts" 2>&1); rc=$?
+check "missing --cert-dir: exit 1" [ "$rc" = 1 ]
+check "missing --cert-dir: names the file" grep -q 'nocerts/cert-chain.pem' <<<"$out"
+"$RINGMESH_BIN/ringmeshctl" ca init --dir "$IT_TMP/ca" >/dev/null &&
+    "$RINGMESH_BIN/ringmeshctl" ca issue --dir "$IT_TMP/ca" --ns default --sa x --out "$IT_TMP/x" >/dev/null &&
+    "$RINGMESH_BIN/ringmeshctl" ca issue --dir "$IT_TMP/ca" --ns default --sa y --out "$IT_TMP/y" >/dev/null
+cp "$IT_TMP/y/key.pem" "$IT_TMP/x/key.pem"
+out=$("$RINGMESH_BIN/ringmesh-sidecar" --cert-dir "$IT_TMP/x" --outbound-port "$P0" --inbound-port "$P1" \
+    --admin-port "$P2" --stats-port "$P3" --health-port "$P4" 2>&1); rc=$?
+check "--cert-dir with another workload's key: exit 1" [ "$rc" = 1 ]
+check "--cert-dir with another workload's key: says the pair does not match" \
+    grep -q 'do not belong together' <<<"$out"
+
 bg hash tool hash-server "$P5"
 wait_until 5 bash -c "ss -ltnH 'sport = :$P5' | grep -q ."
 POD_NAMESPACE=shop sidecar_start sc --config "$CFG" --pod-name cart-7d9 --service-account cart \
