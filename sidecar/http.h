@@ -45,8 +45,8 @@ enum http_app_proto http_local_app_proto(const struct config_snapshot *snap,
 
 /* A nonblocking TCP socket (no Nagle) to connect to dst; inbound ones leave from
  * 127.0.0.6 (::6), so the pod's OUTPUT rules let them reach the app without capture. The
- * port is chosen at connect time. fd or -errno. */
-int http_upstream_socket(const struct sockaddr_storage *dst, enum stats_dir dir);
+ * port is chosen at connect time. fd or -errno; EMFILE/ENFILE also pause w's accepts. */
+int http_upstream_socket(struct worker *w, const struct sockaddr_storage *dst, enum stats_dir dir);
 
 /* AuthorizationPolicy for an inbound request (method/path set) or TCP connection (method
  * NULL) to Service svc ("" or NULL: not a Service's endpoint; from http_local_app_proto,

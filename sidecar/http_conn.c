@@ -1140,13 +1140,19 @@ static void pool_remove(struct hconn *c)
     c->pool = NULL;
 }
 
-/* The upstream socket: inbound requests leave from 127.0.0.6 (::6), as relays do. */
-int http_upstream_socket(const struct sockaddr_storage *dst, enum stats_dir dir)
+/* The upstream socket: inbound requests leave from 127.0.0.6 (::6), as relays do. Out of
+ * descriptors, the worker stops accepting for a while: each accepted connection would
+ * need one more and fail the same way. */
+int http_upstream_socket(struct worker *w, const struct sockaddr_storage *dst, enum stats_dir dir)
 {
     int one = 1, fam = dst->ss_family;
     int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        int e = errno;
+        if (e == EMFILE || e == ENFILE)
+            worker_pause_accept(w, e);
+        return -e;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (dir == STATS_INBOUND) {
         struct sockaddr_storage src;
@@ -1175,7 +1181,7 @@ int http_upstream_socket(const struct sockaddr_storage *dst, enum stats_dir dir)
 
 static struct hconn *pool_open(struct worker *w, struct pool *p, struct cluster *cl)
 {
-    int fd = http_upstream_socket(&p->addr, p->dir);
+    int fd = http_upstream_socket(w, &p->addr, p->dir);
     if (fd < 0)
         return NULL;
     struct hconn *c = hc_new(w, fd, p->dir, true);
@@ -1686,7 +1692,7 @@ static void tunnel_to(struct hconn *down, const struct sockaddr_storage *addr, s
                       const char *sni)
 {
     struct worker *w = down->w;
-    int fd = http_upstream_socket(addr, down->dir);
+    int fd = http_upstream_socket(w, addr, down->dir);
     struct hconn *up = fd >= 0 ? hc_new(w, fd, down->dir, true) : NULL;
     if (!up) {
         if (fd >= 0)

@@ -482,7 +482,7 @@ RELAY_CALLBACK(on_connect, connect_done, (struct relay *)op->owner)
  * (::6 for IPv6), so the pod's OUTPUT rules let them reach the app without capture. */
 static int upstream_socket(struct relay *r)
 {
-    return http_upstream_socket(&r->dst, r->dir);
+    return http_upstream_socket(r->w, &r->dst, r->dir);
 }
 
 /* Starts the upstream side: an endpoint of the Service when the destination is a VIP

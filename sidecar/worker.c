@@ -41,10 +41,12 @@ static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_b
         relay_start(w, ls->dir, res);
     if (more)
         return;
-    if (w->draining || res == -ECANCELED) {
+    if (w->draining || (res == -ECANCELED && !ls->paused)) {
         listener_close(ls);
         return;
     }
+    if (ls->paused)
+        return; /* worker_pause_accept cancelled it (or it ended meanwhile): the tick re-arms */
     if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
         /* Out of descriptors or memory: stop accepting for a while instead of spinning;
          * the backlog holds new connections until then. */
@@ -59,6 +61,30 @@ static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_b
         log_warn("%s listener: accept: %s; re-arming", stats_dir_name(ls->dir), strerror(-res));
     if (loop_accept(l, op, ls->fd) < 0)
         log_error("%s listener: cannot re-arm accept", stats_dir_name(ls->dir));
+}
+
+void worker_pause_accept(struct worker *w, int err)
+{
+    if (w->draining || (err != EMFILE && err != ENFILE))
+        return;
+    bool paused = false;
+    for (int i = 0; i < w->nlisteners; i++) {
+        struct listener *ls = &w->listeners[i];
+        if (ls->paused || ls->fd < 0)
+            continue;
+        ls->paused = paused = true;
+        if (ls->accept_op.armed)
+            loop_cancel(w->loop, &ls->accept_op);
+    }
+    if (!paused)
+        return;
+    /* A multishot accept may have taken the last descriptor, so the upstream socket is
+     * where the shortage shows: pausing here is what keeps the test for it (and a
+     * descriptor-starved pod) from accepting-and-failing every connection in turn. */
+    STATS_INC(&w->stats.w[STATS_ACCEPT_PAUSED]);
+    log_warn("upstream socket: %s; pausing accept for %d ms", strerror(err),
+             WORKER_ACCEPT_PAUSE_MS);
+    w->accept_resume_ms = loop_now_ms(w->loop) + WORKER_ACCEPT_PAUSE_MS;
 }
 
 static bool listeners_armed(const struct worker *w)
@@ -142,8 +168,11 @@ static void on_tick(struct loop *l, void *arg)
         w->accept_resume_ms = 0;
         for (int i = 0; i < w->nlisteners; i++) {
             struct listener *ls = &w->listeners[i];
-            if (ls->paused && !w->draining && ls->fd >= 0 &&
-                loop_accept(l, &ls->accept_op, ls->fd) == 0)
+            if (!ls->paused || w->draining || ls->fd < 0)
+                continue;
+            if (ls->accept_op.armed) /* its cancel has not completed yet: next tick */
+                w->accept_resume_ms = now + WORKER_TICK_MS;
+            else if (loop_accept(l, &ls->accept_op, ls->fd) == 0)
                 ls->paused = false;
         }
     }

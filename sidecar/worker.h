@@ -28,7 +28,8 @@ struct listener {
     int fd;                    /* owned; -1 when closed */
     enum stats_dir dir;
     struct loop_op accept_op;
-    bool paused;               /* out of fds: accept resumes at accept_resume_ms */
+    bool paused;               /* out of fds: accept resumes at accept_resume_ms (a cancel
+                                * may still be in flight: accept_op.armed) */
 };
 
 enum worker_cmd {
@@ -78,6 +79,9 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
 int worker_start(struct worker *w);
 /* Thread-safe: asks the worker to drain or stop. */
 void worker_command(struct worker *w, enum worker_cmd cmd);
+/* Out of descriptors (err EMFILE or ENFILE) outside accept: stops accepting on every
+ * listener for a while, as an accept that failed would. Worker thread only. */
+void worker_pause_accept(struct worker *w, int err);
 /* Joins the thread (after WORKER_CMD_STOP) and frees everything, open relays included. */
 void worker_free(struct worker *w);
 
