@@ -170,6 +170,15 @@ static void update_one(struct cluster_set *cs, const struct model_set *m,
     snprintf(c->hash_name, sizeof(c->hash_name), "%s", pol->hash_name ? pol->hash_name : "");
     c->tls = pol->tls_mode == MODEL_TLS_MUTUAL;
     snprintf(c->sni, sizeof(c->sni), "%s.%s.svc.cluster.local", sv->meta.name, sv->meta.ns);
+    c->n_want_ids = 0;
+    for (size_t i = 0, off = 0; i < sv->n_service_accounts; i++) {
+        int k = snprintf(c->want_buf + off, sizeof(c->want_buf) - off, "/ns/%s/sa/%s",
+                         sv->meta.ns, sv->service_accounts[i]);
+        if (k < 0 || (size_t)k >= sizeof(c->want_buf) - off)
+            break;
+        c->want_ids[c->n_want_ids++] = c->want_buf + off;
+        off += (size_t)k + 1;
+    }
     c->max_connections = pol->max_connections;
     c->max_pending = pol->max_pending;
     c->max_requests = pol->max_requests;

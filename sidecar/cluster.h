@@ -17,6 +17,7 @@
 
 #include "lb.h"
 #include "prng.h"
+#include "model.h"
 #include "retry.h"
 
 struct config_snapshot;
@@ -34,6 +35,11 @@ struct cluster {
     uint32_t max_connections, max_pending, max_requests;
     bool tls;       /* DestinationPolicy tls mode MUTUAL (the default): mTLS to peers */
     char sni[300];  /* "name.ns.svc.cluster.local": the SNI of connections to it */
+    /* The identities its endpoints may prove, "/ns/N/sa/S" (in our trust domain), from
+     * the Service's ringmesh.io/service-accounts annotation; none = any in the domain. */
+    const char *want_ids[MODEL_MAX_SERVICE_ACCOUNTS];
+    size_t n_want_ids;
+    char want_buf[MODEL_MAX_SERVICE_ACCOUNTS * 340];
     uint32_t up_cx;      /* upstream HTTP connections open now */
     uint32_t pending;    /* requests waiting for a connection */
     uint32_t rq_active;  /* requests in flight */

@@ -25,6 +25,7 @@
 
 #include "stats.h"
 
+struct cluster;
 struct worker;
 struct config_snapshot;
 
@@ -64,11 +65,11 @@ void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct socka
                 socklen_t dst_len, const char *early, size_t early_len, bool tls);
 
 /* Outbound TCP to a peer sidecar over mTLS: the client's connection fd (original
- * destination dst, bytes early already read) tunnelled to up (the endpoint picked) with
- * SNI sni and ALPN ringmesh-tcp. The caller's active_cx count passes to it. */
+ * destination dst, bytes early already read) tunnelled to up (the endpoint picked of
+ * cluster cl: its SNI and the identities its endpoints may prove) with ALPN ringmesh-tcp. The caller's active_cx count passes to it. */
 void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst, socklen_t dst_len,
-                    const struct sockaddr_storage *up, socklen_t up_len, const char *sni,
-                    const char *early, size_t early_len);
+                    const struct sockaddr_storage *up, socklen_t up_len,
+                    const struct cluster *cl, const char *early, size_t early_len);
 
 /* PeerAuthentication for an inbound connection to local port `port`: the policy of the
  * pod's namespace without a selector (a selector needs pod labels the sidecar does not

@@ -872,7 +872,7 @@ void http_adopt(struct worker *w, enum stats_dir dir, int fd, const struct socka
     if (tls) { /* mTLS from a peer sidecar: what follows is plaintext to the codecs */
         char err[256];
         if (!w->tls ||
-            sock_tls_start(&c->sock, w->tls, true, NULL, NULL, NULL, 0, err, sizeof(err)) < 0) {
+            sock_tls_start(&c->sock, w->tls, true, NULL, NULL, NULL, 0, NULL, err, sizeof(err)) < 0) {
             log_warn("inbound mTLS: %s", w->tls ? err : "no credentials");
             hc_close(c, true, "no TLS session");
             return;
@@ -1100,13 +1100,29 @@ static uint64_t addr_hash(const struct sockaddr_storage *a, socklen_t len, bool 
            (uint64_t)dir;
 }
 
-static struct pool *pool_find(struct http_worker *hw, const struct sockaddr_storage *a,
-                              socklen_t len, bool h2, bool tls, enum stats_dir dir, bool create)
+/* The identities a cluster accepts from its endpoints, as one number (0: any): mTLS
+ * connections are pooled per address and per that, so a connection whose peer proved an
+ * identity for one Service is not reused for another Service that does not allow it. */
+static uint64_t want_hash(const struct cluster *cl)
 {
-    size_t b = addr_hash(a, len, h2, tls, dir) % hw->npools;
+    uint64_t h = 0;
+    for (size_t i = 0; cl && i < cl->n_want_ids; i++) {
+        uint64_t x = 0xcbf29ce484222325ull;
+        for (const char *q = cl->want_ids[i]; *q; q++)
+            x = (x ^ (unsigned char)*q) * 0x100000001b3ull;
+        h ^= x; /* order does not matter */
+    }
+    return h;
+}
+
+static struct pool *pool_find(struct http_worker *hw, const struct sockaddr_storage *a,
+                              socklen_t len, bool h2, bool tls, uint64_t idh, enum stats_dir dir,
+                              bool create)
+{
+    size_t b = (addr_hash(a, len, h2, tls, dir) ^ idh) % hw->npools;
     for (struct pool *p = hw->pools[b]; p; p = p->next)
-        if (p->h2 == h2 && p->tls == tls && p->dir == dir && p->addr_len == len &&
-            memcmp(&p->addr, a, len) == 0)
+        if (p->h2 == h2 && p->tls == tls && p->idh == idh && p->dir == dir &&
+            p->addr_len == len && memcmp(&p->addr, a, len) == 0)
             return p;
     if (!create)
         return NULL;
@@ -1117,6 +1133,7 @@ static struct pool *pool_find(struct http_worker *hw, const struct sockaddr_stor
     p->addr_len = len;
     p->h2 = h2;
     p->tls = tls;
+    p->idh = idh;
     p->dir = dir;
     p->next = hw->pools[b];
     hw->pools[b] = p;
@@ -1204,10 +1221,12 @@ static struct hconn *pool_open(struct worker *w, struct pool *p, struct cluster 
     }
     http_stat(w, p->dir, STATS_UPSTREAM_CX_HTTP);
     if (p->tls) {
-        char err[256];
+        char err[256], peer[ADDR_STRLEN];
+        addr_format((struct sockaddr *)&p->addr, peer);
         if (!w->tls ||
             sock_tls_start(&c->sock, w->tls, false, cl ? cl->sni : NULL,
-                           p->h2 ? TLS_ALPN_H2 : "http/1.1", NULL, 0, err, sizeof(err)) < 0) {
+                           p->h2 ? TLS_ALPN_H2 : "http/1.1", cl ? cl->want_ids : NULL,
+                           cl ? cl->n_want_ids : 0, peer, err, sizeof(err)) < 0) {
             log_warn("mTLS to a peer: %s", w->tls ? err : "no credentials");
             hc_close(c, true, "no TLS session");
             return NULL;
@@ -1344,8 +1363,9 @@ int pool_acquire(struct worker *w, struct pstream *ps, const struct sockaddr_sto
                  socklen_t len, bool h2, bool tls, struct hconn **out)
 {
     struct http_worker *hw = http_of(w);
-    struct pool *p = hw ? pool_find(hw, addr, len, h2, tls, ps->dir, true) : NULL;
     struct cluster *cl = ps->cluster;
+    struct pool *p =
+        hw ? pool_find(hw, addr, len, h2, tls, tls ? want_hash(cl) : 0, ps->dir, true) : NULL;
     *out = NULL;
     if (!p)
         return -ENOMEM;
@@ -1689,8 +1709,9 @@ void http_free_all(struct worker *w)
  * inbound; mTLS to a peer sidecar outbound when sni is set): a byte tunnel once it is
  * connected. What down sent meanwhile waits in the upstream's queue. */
 static void tunnel_to(struct hconn *down, const struct sockaddr_storage *addr, socklen_t len,
-                      const char *sni)
+                      const struct cluster *cl)
 {
+    const char *sni = cl ? cl->sni : NULL;
     struct worker *w = down->w;
     int fd = http_upstream_socket(w, addr, down->dir);
     struct hconn *up = fd >= 0 ? hc_new(w, fd, down->dir, true) : NULL;
@@ -1700,8 +1721,10 @@ static void tunnel_to(struct hconn *down, const struct sockaddr_storage *addr, s
         hc_close(down, true, "no upstream socket for the tunnel");
         return;
     }
-    char err[256];
-    if (sni && (!w->tls || sock_tls_start(&up->sock, w->tls, false, sni, TLS_ALPN_TCP, NULL, 0, err,
+    char err[256], peer[ADDR_STRLEN];
+    addr_format((const struct sockaddr *)addr, peer);
+    if (sni && (!w->tls || sock_tls_start(&up->sock, w->tls, false, sni, TLS_ALPN_TCP,
+                                          cl->want_ids, cl->n_want_ids, peer, err,
                                           sizeof(err)) < 0)) {
         log_warn("mTLS tunnel: %s", w->tls ? err : "no credentials");
         hc_close(up, true, "no TLS session");
@@ -1735,8 +1758,8 @@ static void hc_tcp_to_app(struct hconn *c)
 }
 
 void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst, socklen_t dst_len,
-                    const struct sockaddr_storage *up, socklen_t up_len, const char *sni,
-                    const char *early, size_t early_len)
+                    const struct sockaddr_storage *up, socklen_t up_len,
+                    const struct cluster *cl, const char *early, size_t early_len)
 {
     struct hconn *c = hc_new(w, fd, STATS_OUTBOUND, false);
     if (!c) {
@@ -1754,5 +1777,5 @@ void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst
         return;
     }
     sock_read_start(&c->sock);
-    tunnel_to(c, up, up_len, sni);
+    tunnel_to(c, up, up_len, cl);
 }

@@ -94,6 +94,7 @@ struct pool {
     socklen_t addr_len;
     bool h2;
     bool tls; /* mTLS to a peer sidecar */
+    uint64_t idh; /* tls: the identities its peers may prove (want_hash), 0 = any */
     enum stats_dir dir;
     struct hconn *conns;
     uint32_t nconns, connecting;

@@ -657,15 +657,18 @@ static void handover(struct relay *r)
     r->handed_over = true;
     struct sockaddr_storage dst = r->dst;
     socklen_t dst_len = r->dst_len;
-    char sni[sizeof(r->cluster->sni)];
-    snprintf(sni, sizeof(sni), "%s", r->cluster ? r->cluster->sni : "");
+    struct cluster *cl = r->cluster; /* held across relay_close */
+    if (cl)
+        cluster_hold(cl);
     bool tcp = r->tls_out, tls_in = r->tls_in;
     enum stats_dir dir = r->dir;
     relay_close(r, false, "handed to the HTTP layer"); /* may free r */
     if (tcp)
-        http_adopt_tcp(w, fd, &dst, dst_len, &dst, dst_len, sni, bytes, n);
+        http_adopt_tcp(w, fd, &dst, dst_len, &dst, dst_len, cl, bytes, n);
     else
         http_adopt(w, dir, fd, &dst, dst_len, bytes, n, tls_in);
+    if (cl)
+        cluster_release(&w->clusters, cl);
     free(bytes);
 }
 

@@ -385,10 +385,11 @@ static bool tls_drive(struct sock *s)
 }
 
 int sock_tls_start(struct sock *s, struct tls_creds *c, bool server, const char *sni,
-                   const char *alpn, const char *const *want, size_t n_want, char *err,
-                   size_t errlen)
+                   const char *alpn, const char *const *want, size_t n_want, const char *resume,
+                   char *err, size_t errlen)
 {
-    s->tls = tls_conn_new(c, server, sni, alpn, want, n_want, tls_sink_out, s, err, errlen);
+    s->tls = tls_conn_new(c, server, sni, alpn, want, n_want, resume, tls_sink_out, s, err,
+                          errlen);
     return s->tls ? 0 : -ENOMEM;
 }
 

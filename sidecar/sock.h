@@ -119,10 +119,11 @@ static inline size_t sock_queued(const struct sock *s)
  * once TCP is connected and `connected` reports its end (a failed handshake is a failed
  * connect: -ECONNREFUSED, the reason in tls_conn_reason); a server's runs on the first
  * input. Input and output are plaintext to the owner either way; what it writes before
- * the handshake ends waits for it. */
+ * the handshake ends waits for it. resume (client): the peer's address, to resume a TLS
+ * session with it (tls_conn_new). */
 int sock_tls_start(struct sock *s, struct tls_creds *c, bool server, const char *sni,
-                   const char *alpn, const char *const *want, size_t n_want, char *err,
-                   size_t errlen);
+                   const char *alpn, const char *const *want, size_t n_want, const char *resume,
+                   char *err, size_t errlen);
 /* FIN after everything queued has been sent. */
 void sock_shutdown(struct sock *s);
 /* Closes: cancels every op; with reset the close sends RST (SO_LINGER 0). Queued output

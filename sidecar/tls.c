@@ -7,17 +7,32 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wolfssl/openssl/x509v3.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "ca.h"
 
 #define TLS_CIPHERS "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256"
+
+#define TLS_RESUME_KEY_MAX 320
+#define TLS_SESSION_CACHE  256
+
+/* A client's resumable session with one peer (address, SNI, ALPN): the server's last
+ * ticket and the identity that peer proved in the full handshake the ticket descends
+ * from (a resumed handshake carries no certificate). */
+struct tls_cached {
+    char key[TLS_RESUME_KEY_MAX];
+    WOLFSSL_SESSION *sess; /* owned */
+    char peer[TLS_ID_MAX];
+    uint64_t used;         /* LRU clock */
+};
 
 struct tls_creds {
     atomic_int refs;
@@ -25,6 +40,20 @@ struct tls_creds {
     char id[TLS_ID_MAX];
     char trust_domain[256];
     time_t not_after;
+    /* Client sessions made with these credentials: handshakes only, never the request
+     * path, so a mutex. A new generation starts empty (the peer must see our new
+     * certificate), and its server context has a new ticket key. */
+    pthread_mutex_t cache_lock;
+    struct tls_cached *cache; /* TLS_SESSION_CACHE entries, allocated on first use */
+    uint64_t cache_clock;
+    /* Server tickets: sealed with ticket_key (ChaCha20-Poly1305, random per generation);
+     * the ticket's key name carries the index of the client's identity in peers, which
+     * the seal authenticates. A resumed handshake has no certificate, and wolfSSL's own
+     * session cache (which would keep it) is too small to count on: this is how the
+     * server knows who resumed, with memory per distinct peer identity, not per session. */
+    uint8_t ticket_key[32];
+    char **peers; /* owned; under cache_lock */
+    uint32_t n_peers, cap_peers;
 };
 
 struct tls_conn {
@@ -35,11 +64,16 @@ struct tls_conn {
     size_t cin_off, cin_len, cin_cap;
     tls_sink sink;
     void *sink_arg;
-    const char *const *want;
+    char **want; /* owned copies */
     size_t n_want;
     char peer[TLS_ID_MAX];
     char alpn[32];
     char reason[1280];
+    const char *ticket_peer; /* server: the identity a resumed session's ticket names
+                              * (in creds->peers) */
+    char resume_key[TLS_RESUME_KEY_MAX]; /* client: "" = no resumption */
+    char resume_peer[TLS_ID_MAX];        /* client: the cached session's peer identity */
+    bool session_saved;                  /* client: a ticket from this connection is cached */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -80,8 +114,96 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
 
 /* ---- credentials ---- */
 
-static WOLFSSL_CTX *make_ctx(bool server, const char *chain, const char *key, const char *roots,
-                             char *err, size_t errlen)
+#define TICKET_MAGIC     "rmt1"
+#define TICKET_NO_PEER   UINT32_MAX
+#define TICKET_MAX_PEERS 4096
+
+/* The index of id in c->peers, added if new; TICKET_NO_PEER when the table is full. */
+static uint32_t peer_index(struct tls_creds *c, const char *id)
+{
+    uint32_t i;
+    pthread_mutex_lock(&c->cache_lock);
+    for (i = 0; i < c->n_peers; i++)
+        if (!strcmp(c->peers[i], id))
+            goto out;
+    i = TICKET_NO_PEER;
+    if (c->n_peers == c->cap_peers && c->cap_peers < TICKET_MAX_PEERS) {
+        uint32_t cap = c->cap_peers ? c->cap_peers * 2 : 16;
+        char **q = realloc(c->peers, cap * sizeof(*q));
+        if (q) {
+            c->peers = q;
+            c->cap_peers = cap;
+        }
+    }
+    if (c->n_peers < c->cap_peers && (c->peers[c->n_peers] = strdup(id)))
+        i = c->n_peers++;
+out:
+    pthread_mutex_unlock(&c->cache_lock);
+    return i;
+}
+
+static const char *peer_at(struct tls_creds *c, uint32_t i)
+{
+    pthread_mutex_lock(&c->cache_lock);
+    const char *id = i < c->n_peers ? c->peers[i] : NULL;
+    pthread_mutex_unlock(&c->cache_lock); /* entries never move or go before c does */
+    return id;
+}
+
+static int peer_svid(struct tls_conn *t, char *why, size_t whylen);
+
+/* wolfSSL's ticket sealing (server): enc seals ticket[0..len) in place, else opens it.
+ * The AAD is the key name and IV, so the identity index cannot be changed. */
+static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+                     int enc, unsigned char *ticket, int len, int *out_len, void *arg)
+{
+    struct tls_creds *c = arg;
+    struct tls_conn *t = wolfSSL_GetIOReadCtx(ssl);
+    unsigned char aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ];
+    uint32_t idx;
+    if (len < 0)
+        return WOLFSSL_TICKET_RET_FATAL;
+    if (enc) {
+        char why[256];
+        idx = TICKET_NO_PEER;
+        if (t && t->ticket_peer)
+            idx = peer_index(c, t->ticket_peer);
+        else if (t && peer_svid(t, why, sizeof(why)) == 0)
+            idx = peer_index(c, t->peer);
+        memset(name, 0, WOLFSSL_TICKET_NAME_SZ);
+        memcpy(name, TICKET_MAGIC, 4);
+        memcpy(name + 4, &idx, sizeof(idx));
+        if (getrandom(iv, WOLFSSL_TICKET_IV_SZ, 0) != WOLFSSL_TICKET_IV_SZ)
+            return WOLFSSL_TICKET_RET_FATAL;
+        memcpy(aad, name, WOLFSSL_TICKET_NAME_SZ);
+        memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
+        memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
+        if (wc_ChaCha20Poly1305_Encrypt(c->ticket_key, iv, aad, sizeof(aad), ticket, (word32)len,
+                                        ticket, mac) != 0)
+            return WOLFSSL_TICKET_RET_FATAL;
+        *out_len = len;
+        return WOLFSSL_TICKET_RET_OK;
+    }
+    /* another generation's ticket, or not ours: a full handshake instead */
+    if (memcmp(name, TICKET_MAGIC, 4) != 0)
+        return WOLFSSL_TICKET_RET_REJECT;
+    memcpy(aad, name, WOLFSSL_TICKET_NAME_SZ);
+    memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
+    if (wc_ChaCha20Poly1305_Decrypt(c->ticket_key, iv, aad, sizeof(aad), ticket, (word32)len, mac,
+                                    ticket) != 0)
+        return WOLFSSL_TICKET_RET_REJECT;
+    memcpy(&idx, name + 4, sizeof(idx));
+    const char *id = peer_at(c, idx);
+    if (!id || !t)
+        return WOLFSSL_TICKET_RET_REJECT; /* who it was is not known: prove it again */
+    t->ticket_peer = id;
+    *out_len = len;
+    return WOLFSSL_TICKET_RET_OK;
+}
+
+static WOLFSSL_CTX *make_ctx(bool server, struct tls_creds *tc, const char *chain, const char *key,
+                             const char *roots, char *err, size_t errlen)
 {
     WOLFSSL_CTX *ctx =
         wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
@@ -106,6 +228,12 @@ static WOLFSSL_CTX *make_ctx(bool server, const char *chain, const char *key, co
         return NULL;
     }
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if (server && tc) {
+        /* stateless tickets only: resumption must not depend on wolfSSL's global cache */
+        wolfSSL_CTX_set_session_cache_mode(ctx, WOLFSSL_SESS_CACHE_OFF);
+        wolfSSL_CTX_set_TicketEncCb(ctx, ticket_cb);
+        wolfSSL_CTX_set_TicketEncCtx(ctx, tc);
+    }
     wolfSSL_SetIORecv(ctx, io_recv);
     wolfSSL_SetIOSend(ctx, io_send);
     return ctx;
@@ -153,6 +281,7 @@ struct tls_creds *tls_creds_load(const char *dir, char *err, size_t errlen)
         return NULL;
     }
     atomic_init(&c->refs, 1);
+    pthread_mutex_init(&c->cache_lock, NULL);
     /* wolfSSL 5.5.4's own key check passes any P-256 key with any P-256 certificate */
     size_t cl = 0, kl = 0;
     char *cp = read_file(chain, &cl), *kp = read_file(key, &kl), pair[256];
@@ -169,8 +298,13 @@ struct tls_creds *tls_creds_load(const char *dir, char *err, size_t errlen)
         tls_creds_release(c);
         return NULL;
     }
-    c->client = make_ctx(false, chain, key, roots, err, errlen);
-    c->server = c->client ? make_ctx(true, chain, key, roots, err, errlen) : NULL;
+    if (getrandom(c->ticket_key, sizeof(c->ticket_key), 0) != (ssize_t)sizeof(c->ticket_key)) {
+        snprintf(err, errlen, "getrandom: %s", strerror(errno));
+        tls_creds_release(c);
+        return NULL;
+    }
+    c->client = make_ctx(false, c, chain, key, roots, err, errlen);
+    c->server = c->client ? make_ctx(true, c, chain, key, roots, err, errlen) : NULL;
     if (!c->server) {
         tls_creds_release(c);
         return NULL;
@@ -205,6 +339,14 @@ void tls_creds_hold(struct tls_creds *c)
 void tls_creds_release(struct tls_creds *c)
 {
     if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        for (int i = 0; c->cache && i < TLS_SESSION_CACHE; i++)
+            wolfSSL_SESSION_free(c->cache[i].sess);
+        free(c->cache);
+        for (uint32_t i = 0; i < c->n_peers; i++)
+            free(c->peers[i]);
+        free(c->peers);
+        memset(c->ticket_key, 0, sizeof(c->ticket_key));
+        pthread_mutex_destroy(&c->cache_lock);
         wolfSSL_CTX_free(c->client);
         wolfSSL_CTX_free(c->server);
         free(c);
@@ -265,11 +407,70 @@ void tls_shutdown(void)
     wolfSSL_Cleanup();
 }
 
+/* ---- client session cache ---- */
+
+/* Sets t up to resume the session cached under t->resume_key, if any. */
+static void cache_resume(struct tls_conn *t)
+{
+    struct tls_creds *c = t->creds;
+    pthread_mutex_lock(&c->cache_lock);
+    for (int i = 0; c->cache && i < TLS_SESSION_CACHE; i++) {
+        struct tls_cached *e = &c->cache[i];
+        if (e->sess && strcmp(e->key, t->resume_key) == 0) {
+            if (wolfSSL_set_session(t->ssl, e->sess) == WOLFSSL_SUCCESS) {
+                snprintf(t->resume_peer, sizeof(t->resume_peer), "%s", e->peer);
+                e->used = ++c->cache_clock;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->cache_lock);
+}
+
+/* Once the server's ticket has arrived (it follows the handshake, so it is read with
+ * the first records after it): caches it for the next connection to the same peer,
+ * replacing the older one or the least recently used entry. */
+static void cache_save(struct tls_conn *t)
+{
+    WOLFSSL_SESSION *sess = wolfSSL_get1_session(t->ssl);
+    if (!sess)
+        return;
+    if (wolfSSL_SESSION_has_ticket(sess) != 1) {
+        wolfSSL_SESSION_free(sess);
+        return;
+    }
+    t->session_saved = true;
+    struct tls_creds *c = t->creds;
+    pthread_mutex_lock(&c->cache_lock);
+    if (!c->cache)
+        c->cache = calloc(TLS_SESSION_CACHE, sizeof(*c->cache));
+    struct tls_cached *slot = NULL;
+    for (int i = 0; c->cache && i < TLS_SESSION_CACHE; i++) {
+        struct tls_cached *e = &c->cache[i];
+        if (e->sess && strcmp(e->key, t->resume_key) == 0) {
+            slot = e;
+            break;
+        }
+        if (!slot || (slot->sess && (!e->sess || e->used < slot->used)))
+            slot = e;
+    }
+    if (slot) {
+        wolfSSL_SESSION_free(slot->sess);
+        slot->sess = sess;
+        sess = NULL;
+        snprintf(slot->key, sizeof(slot->key), "%s", t->resume_key);
+        snprintf(slot->peer, sizeof(slot->peer), "%s", t->peer);
+        slot->used = ++c->cache_clock;
+    }
+    pthread_mutex_unlock(&c->cache_lock);
+    wolfSSL_SESSION_free(sess);
+}
+
 /* ---- connections ---- */
 
 struct tls_conn *tls_conn_new(struct tls_creds *c, bool server, const char *sni, const char *alpn,
-                              const char *const *want_ids, size_t n_want, tls_sink sink,
-                              void *sink_arg, char *err, size_t errlen)
+                              const char *const *want_ids, size_t n_want, const char *resume,
+                              tls_sink sink, void *sink_arg, char *err, size_t errlen)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (!t) {
@@ -287,8 +488,19 @@ struct tls_conn *tls_conn_new(struct tls_creds *c, bool server, const char *sni,
     t->server = server;
     t->sink = sink;
     t->sink_arg = sink_arg;
-    t->want = want_ids;
-    t->n_want = n_want;
+    if (n_want && !(t->want = calloc(n_want, sizeof(char *)))) {
+        snprintf(err, errlen, "out of memory");
+        tls_conn_free(t);
+        return NULL;
+    }
+    for (size_t i = 0; i < n_want; i++) {
+        if (!(t->want[i] = strdup(want_ids[i]))) {
+            snprintf(err, errlen, "out of memory");
+            tls_conn_free(t);
+            return NULL;
+        }
+        t->n_want++;
+    }
     wolfSSL_SetIOReadCtx(t->ssl, t);
     wolfSSL_SetIOWriteCtx(t->ssl, t);
     if (server) {
@@ -300,6 +512,11 @@ struct tls_conn *tls_conn_new(struct tls_creds *c, bool server, const char *sni,
         wolfSSL_UseALPN(t->ssl, list, (unsigned)strlen(list), WOLFSSL_ALPN_FAILED_ON_MISMATCH);
         if (sni && *sni)
             wolfSSL_UseSNI(t->ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni));
+        if (resume && *resume) {
+            snprintf(t->resume_key, sizeof(t->resume_key), "%s|%s|%s", resume, sni ? sni : "",
+                     list);
+            cache_resume(t);
+        }
     }
     return t;
 }
@@ -310,6 +527,9 @@ void tls_conn_free(struct tls_conn *t)
         return;
     wolfSSL_free(t->ssl);
     tls_creds_release(t->creds);
+    for (size_t i = 0; i < t->n_want; i++)
+        free(t->want[i]);
+    free(t->want);
     free(t->cin);
     free(t);
 }
@@ -360,19 +580,40 @@ static void set_reason_from_ssl(struct tls_conn *t, int ret)
         snprintf(t->reason, sizeof(t->reason), "%s", buf);
 }
 
-/* The peer's identity: one SPIFFE ID in our trust domain, and one the client expects. */
-static int check_peer(struct tls_conn *t)
+/* The peer certificate's SPIFFE ID into t->peer (once: the ticket callback may have read it
+ * already). 0, or -1 with why. */
+static int peer_svid(struct tls_conn *t, char *why, size_t whylen)
 {
-    char why[256];
+    if (t->peer[0])
+        return 0;
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(t->ssl);
     if (!x) {
-        snprintf(t->reason, sizeof(t->reason), "the peer sent no certificate");
+        snprintf(why, whylen, "the peer sent no certificate");
         return -1;
     }
-    int r = ca_svid_id_x509(x, t->peer, sizeof(t->peer), why, sizeof(why));
+    char w[256];
+    int r = ca_svid_id_x509(x, t->peer, sizeof(t->peer), w, sizeof(w));
     wolfSSL_X509_free(x);
     if (r < 0) {
-        snprintf(t->reason, sizeof(t->reason), "the peer's certificate is not an SVID: %s", why);
+        t->peer[0] = 0;
+        snprintf(why, whylen, "the peer's certificate is not an SVID: %s", w);
+        return -1;
+    }
+    return 0;
+}
+
+/* The peer's identity: one SPIFFE ID in our trust domain, and one the client expects. A
+ * resumed session has no certificate: the identity is the one its full handshake proved
+ * (the ticket is bound to that handshake's secret): the client keeps it with the ticket,
+ * the server reads it from the ticket. */
+static int check_peer(struct tls_conn *t)
+{
+    bool resumed = wolfSSL_session_reused(t->ssl) == 1;
+    if (resumed && t->server && t->ticket_peer) {
+        snprintf(t->peer, sizeof(t->peer), "%s", t->ticket_peer);
+    } else if (resumed && !t->server && t->resume_peer[0]) {
+        snprintf(t->peer, sizeof(t->peer), "%s", t->resume_peer);
+    } else if (peer_svid(t, t->reason, sizeof(t->reason)) < 0) {
         return -1;
     }
     const char *td = t->peer + strlen("spiffe://");
@@ -384,7 +625,7 @@ static int check_peer(struct tls_conn *t)
     }
     if (!t->server && t->n_want) {
         for (size_t i = 0; i < t->n_want; i++)
-            if (strcmp(t->want[i], t->peer) == 0)
+            if (strcmp(t->want[i], t->want[i][0] == '/' ? td + tdl : t->peer) == 0)
                 return 0;
         snprintf(t->reason, sizeof(t->reason), "the peer %s is not an identity of the service",
                  t->peer);
@@ -430,6 +671,8 @@ ssize_t tls_conn_read(struct tls_conn *t, char *out, size_t cap)
     if (t->failed)
         return -EPROTO;
     int r = wolfSSL_read(t->ssl, out, (int)(cap > INT32_MAX ? INT32_MAX : cap));
+    if (!t->session_saved && t->resume_key[0])
+        cache_save(t);
     if (r > 0)
         return r;
     int e = wolfSSL_get_error(t->ssl, r);

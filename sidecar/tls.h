@@ -60,12 +60,18 @@ typedef int (*tls_sink)(void *arg, const char *p, size_t n);
 
 /*
  * A connection. Client: sni names the destination service; alpn is TLS_ALPN_H2 or
- * TLS_ALPN_TCP; want_ids (n_want, may be 0) are the SPIFFE IDs the server may have
- * (else any in the trust domain). Server: sni/alpn/want ignored. NULL on failure.
+ * TLS_ALPN_TCP; want_ids (n_want, may be 0; copied) are the SPIFFE IDs the server may
+ * have, whole or as "/ns/N/sa/S" in our trust domain (else any in the domain); resume names the peer (its address) to resume a TLS
+ * 1.3 session with: the credentials keep the last ticket per (resume, sni, alpn), taken
+ * from the first records read after the handshake; NULL = full handshakes only. A
+ * resumed session's peer identity is the one its full handshake proved, checked against
+ * want_ids again. Server: sni/alpn/want/resume ignored; it issues tickets (encrypted with
+ * a key of this credential generation, so a rotation ends resumption with the old one).
+ * NULL on failure.
  */
 struct tls_conn *tls_conn_new(struct tls_creds *c, bool server, const char *sni, const char *alpn,
-                              const char *const *want_ids, size_t n_want, tls_sink sink,
-                              void *sink_arg, char *err, size_t errlen);
+                              const char *const *want_ids, size_t n_want, const char *resume,
+                              tls_sink sink, void *sink_arg, char *err, size_t errlen);
 void tls_conn_free(struct tls_conn *t);
 
 /* Ciphertext read from the socket. 0 or -ENOMEM. */

@@ -104,6 +104,9 @@ enum model_kind {
 
 /* A label or annotation, a header to set/add, a selector term. Both strings owned by the
  * set. */
+#define MODEL_SERVICE_ACCOUNTS_ANNOTATION "ringmesh.io/service-accounts"
+#define MODEL_MAX_SERVICE_ACCOUNTS 8
+
 struct model_kv {
     const char *key;
     const char *value;
@@ -161,6 +164,13 @@ struct model_service {
     struct model_kv *selector;
     size_t n_selector;
     bool publish_not_ready;
+    /* The annotation ringmesh.io/service-accounts: "sa1,sa2" (DNS subdomains, up to
+     * MODEL_MAX_SERVICE_ACCOUNTS): the service accounts its endpoints run as, in the
+     * Service's namespace. A client sidecar accepts only those identities from the
+     * endpoints (Istio's alpha.istio.io/kubernetes-serviceaccounts); absent = any identity
+     * of the trust domain. */
+    const char **service_accounts;
+    size_t n_service_accounts;
 };
 
 /* ---- discovery.k8s.io/v1/EndpointSlice ---- */

@@ -67,6 +67,50 @@ static int parse_service_port(struct model_ctx *c, const cJSON *v, struct model_
     return 0;
 }
 
+/* metadata.annotations["ringmesh.io/service-accounts"]: "a, b" into out->service_accounts. */
+static int parse_service_accounts(struct model_ctx *c, struct model_service *out)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < out->meta.n_annotations; i++)
+        if (!strcmp(out->meta.annotations[i].key, MODEL_SERVICE_ACCOUNTS_ANNOTATION))
+            v = out->meta.annotations[i].value;
+    if (!v)
+        return 0;
+    size_t m1 = model_path_key(c, "metadata"), m2 = model_path_key(c, "annotations");
+    size_t m3 = model_path_key(c, MODEL_SERVICE_ACCOUNTS_ANNOTATION);
+    if (!(out->service_accounts = model_alloc(c, MODEL_MAX_SERVICE_ACCOUNTS, sizeof(char *))))
+        return -1;
+    for (const char *p = v;;) {
+        p += strspn(p, " ");
+        size_t n = strcspn(p, ",");
+        size_t k = n;
+        while (k && p[k - 1] == ' ')
+            k--;
+        char sa[256];
+        if (k == 0 || k >= sizeof(sa))
+            return model_fail(c, "want a comma-separated list of service account names, got "
+                                 "\"%s\"", v);
+        memcpy(sa, p, k);
+        sa[k] = 0;
+        if (!model_is_dns_subdomain(sa))
+            return model_fail(c, "\"%s\" is not a service account name (a DNS subdomain)", sa);
+        if (out->n_service_accounts == MODEL_MAX_SERVICE_ACCOUNTS)
+            return model_fail(c, "at most %d service accounts", MODEL_MAX_SERVICE_ACCOUNTS);
+        for (size_t j = 0; j < out->n_service_accounts; j++)
+            if (!strcmp(out->service_accounts[j], sa))
+                return model_fail(c, "\"%s\" is listed twice", sa);
+        if (!(out->service_accounts[out->n_service_accounts++] = model_strdup(c, sa)))
+            return -1;
+        if (!p[n])
+            break;
+        p += n + 1;
+    }
+    model_path_pop(c, m3);
+    model_path_pop(c, m2);
+    model_path_pop(c, m1);
+    return 0;
+}
+
 int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_service *out)
 {
     static const char *const spec_keys[] = {
@@ -84,6 +128,7 @@ int model_parse_service(struct model_ctx *c, const cJSON *doc, struct model_serv
     int e;
     MODEL_TRY(model_check_object(c, doc, top_keys));
     MODEL_TRY(model_parse_meta(c, doc, MODEL_STR_DNS_1035, &out->meta));
+    MODEL_TRY(parse_service_accounts(c, out));
     MODEL_TRY(model_enter(c, doc, "spec", true, spec_keys, &spec, &mark));
     MODEL_TRY(model_get_enum(c, spec, "type", types, MODEL_SVC_CLUSTER_IP, &e));
     out->type = (enum model_service_type)e;

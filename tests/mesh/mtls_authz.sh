@@ -107,6 +107,19 @@ for io in "${RM_IOS[@]}"; do
         ok "$io: TCP from other is refused"
     fi
     check_stat b inbound.cx_authz_denied ge $((${t0:-0} + 1))
+    # Again, on resumed TLS sessions (each TCP connection is its own tunnel, and both
+    # clients hold a ticket from b now): b must still know who is who without certificates.
+    r0=$(sidecar_stat a outbound.tls_resumed) rb0=$(sidecar_stat b inbound.tls_resumed)
+    check "$io: resumed: TCP from front is still allowed" in_pod a "$RM_PY" "$RM_TOOLS/tcptool.py" send $TCP 80 100000
+    check_delta a outbound.tls_resumed "${r0:-x}" ge 1
+    t0=$(sidecar_stat b inbound.cx_authz_denied)
+    if in_pod c "$RM_PY" "$RM_TOOLS/tcptool.py" send $TCP 80 100000 >/dev/null 2>&1; then
+        not_ok "$io: resumed: TCP from other is still refused" "the transfer succeeded"
+    else
+        ok "$io: resumed: TCP from other is still refused"
+    fi
+    check_stat b inbound.cx_authz_denied ge $((${t0:-0} + 1))
+    check_delta b inbound.tls_resumed "${rb0:-x}" ge 1
     sidecar_down a
     sidecar_down c
     sidecar_down b

@@ -39,9 +39,12 @@ WEB=10.96.0.20   # appProtocol http  -> b:8080, mTLS
 GRPC=10.96.0.21  # appProtocol grpc  -> b:50051, mTLS
 TCP=10.96.0.22   # appProtocol tcp   -> b:9000, mTLS (ALPN ringmesh-tcp)
 PLAIN=10.96.0.23 # appProtocol http  -> b:8080, DestinationPolicy tls DISABLE: plaintext
+WEBOK=10.96.0.24 # -> b:8080, endpoints' service account b (b's identity)
+WEBBAD=10.96.0.25 # -> b:8080, endpoints' service account web-v2: b is not it
 CFG=$RM_TMP/mesh.yaml
-service() { # NAME VIP PORT TARGETPORT APPPROTOCOL
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default}\n' "$1"
+service() { # NAME VIP PORT TARGETPORT APPPROTOCOL [SERVICE-ACCOUNTS]
+    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default%s}\n' "$1" \
+        "${6:+, annotations: {ringmesh.io/service-accounts: \"$6\"\}}"
     printf 'spec:\n  clusterIP: %s\n  ports: [{name: p, port: %s, targetPort: %s, appProtocol: %s}]\n' \
         "$2" "$3" "$4" "$5"
     printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n'
@@ -55,6 +58,8 @@ config() { # [STRICT]: the mesh, with a PeerAuthentication for namespace default
         service grpc $GRPC 50051 50051 grpc
         service tcp $TCP 80 9000 tcp
         service plain $PLAIN 80 8080 http
+        service webok $WEBOK 80 8080 http "web-v1, b"
+        service webbad $WEBBAD 80 8080 http web-v2
         cat <<'YAML'
 ---
 apiVersion: ringmesh.io/v1alpha1
@@ -351,6 +356,20 @@ for io in "${RM_IOS[@]}"; do
     out=$(pod_tool a send $TCP 80 1000 2>&1); rc=$?
     check "$io: 1000 bytes to the TCP Service over mTLS arrive intact ($out)" [ $rc = 0 ]
     check_delta b inbound.tls_handshake_failures "${S[b:inbound.tls_handshake_failures]}" eq 0
+
+    # ---- the server's identity must be one the Service allows (its service accounts)
+    fetch a --http1.1 http://$WEBOK/
+    expect "a Service whose service accounts include b's reaches b" code=200 hdr:x-app=web
+    snap a outbound.tls_handshake_failures
+    log_mark a
+    fetch a --http1.1 http://$WEBBAD/
+    expect "a Service whose service accounts do not include b's: 503, no connection to b used" \
+        code=503
+    check_delta a outbound.tls_handshake_failures "${S[a:outbound.tls_handshake_failures]}" ge 1
+    warned a "mTLS to $B:8080: handshake failed: the peer spiffe://cluster.local/ns/default/sa/b is not an identity of the service" \
+        "the wrong identity: a logs the peer and why"
+    fetch a --http1.1 http://$WEBOK/
+    expect "(control) the allowed Service still works after the refusal" code=200 hdr:x-app=web
 
     # ---- interop: OpenSSL outside the mesh with a workload cert of another SA
     snap b "${TLS_KEYS[@]}"
