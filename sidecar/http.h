@@ -71,12 +71,15 @@ void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst
                     const struct sockaddr_storage *up, socklen_t up_len,
                     const struct cluster *cl, const char *early, size_t early_len);
 
-/* PeerAuthentication for an inbound connection to local port `port`: the policy of the
- * pod's namespace without a selector (a selector needs pod labels the sidecar does not
- * have), its port-level mode first. Unset: PERMISSIVE, as Istio's default. */
+/* PeerAuthentication for an inbound connection to local port `port` of the pod o
+ * describes (namespace, labels): the mesh-wide policy (namespace ringmesh-system, no
+ * selector), the namespace's, then the workload's (selector matching the pod's labels),
+ * each level's port-level mode first and UNSET inheriting; none: PERMISSIVE, as Istio. */
+#define HTTP_MESH_ROOT_NAMESPACE "ringmesh-system"
 enum http_mtls_mode { HTTP_MTLS_PERMISSIVE, HTTP_MTLS_STRICT, HTTP_MTLS_DISABLE };
-enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap, const char *ns,
-                                      uint16_t port);
+struct sidecar_options;
+enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap,
+                                      const struct sidecar_options *o, uint16_t port);
 /* Periodic (each tick): idle timeouts, pool reaping, outlier sweeps. */
 void http_sweep(struct worker *w, uint64_t now_ms);
 /* The worker is draining: HTTP/2 connections get GOAWAY, HTTP/1.1 ones close after

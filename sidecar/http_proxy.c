@@ -216,27 +216,66 @@ bool http_inbound_allowed(struct worker *w, const char *svc, const struct sockad
                          svc && *svc ? svc : NULL, &r, why, buf, buflen);
 }
 
-enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap, const char *ns,
-                                      uint16_t port)
+/* Whether the PeerAuthentication's selector picks this pod: every matchLabels entry is
+ * one of its labels. */
+static bool selects_pod(const struct model_peer_authn *pa, const struct sidecar_options *o)
+{
+    for (size_t i = 0; i < pa->n_selector; i++) {
+        size_t j = 0;
+        while (j < o->n_pod_labels && (strcmp(o->pod_labels[j].key, pa->selector[i].key) != 0 ||
+                                       strcmp(o->pod_labels[j].value, pa->selector[i].value) != 0))
+            j++;
+        if (j == o->n_pod_labels)
+            return false;
+    }
+    return true;
+}
+
+/* The policy's mode for port (portLevelMtls first); UNSET inherits. */
+static enum model_mtls_mode pa_mode(const struct model_peer_authn *pa, uint16_t port)
+{
+    for (size_t j = 0; j < pa->n_ports; j++)
+        if (pa->ports[j].port == port && pa->ports[j].mode != MODEL_MTLS_UNSET)
+            return pa->ports[j].mode;
+    return pa->mode;
+}
+
+/* Istio's precedence: the mesh-wide policy (root namespace, no selector), then the
+ * namespace's (no selector), then the workload's (a selector matching the pod's labels),
+ * each overriding the one before unless UNSET; among several at one level the oldest
+ * (creationTimestamp, then name) wins. No policy at all: PERMISSIVE. */
+enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap,
+                                      const struct sidecar_options *o, uint16_t port)
 {
     const struct model_set *m = snap ? snap->model : NULL;
-    enum http_mtls_mode mode = HTTP_MTLS_PERMISSIVE;
+    const struct model_peer_authn *best[3] = {NULL, NULL, NULL};
     for (size_t i = 0; m && i < m->n_peer_authns; i++) {
         const struct model_peer_authn *pa = &m->peer_authns[i];
-        if (pa->n_selector || strcmp(pa->meta.ns, ns ? ns : "default") != 0)
+        int level;
+        if (!pa->n_selector && !strcmp(pa->meta.ns, HTTP_MESH_ROOT_NAMESPACE))
+            level = 0;
+        else if (strcmp(pa->meta.ns, o->pod_namespace) != 0)
             continue;
-        enum model_mtls_mode mm = pa->mode;
-        for (size_t j = 0; j < pa->n_ports; j++)
-            if (pa->ports[j].port == port && pa->ports[j].mode != MODEL_MTLS_UNSET)
-                mm = pa->ports[j].mode;
-        if (mm == MODEL_MTLS_STRICT)
-            mode = HTTP_MTLS_STRICT;
-        else if (mm == MODEL_MTLS_DISABLE)
-            mode = HTTP_MTLS_DISABLE;
-        else if (mm == MODEL_MTLS_PERMISSIVE)
-            mode = HTTP_MTLS_PERMISSIVE;
+        else if (!pa->n_selector)
+            level = 1;
+        else if (selects_pod(pa, o))
+            level = 2;
+        else
+            continue;
+        const struct model_peer_authn *b = best[level];
+        if (!b || pa->meta.creation_ts < b->meta.creation_ts ||
+            (pa->meta.creation_ts == b->meta.creation_ts && strcmp(pa->meta.name, b->meta.name) < 0))
+            best[level] = pa;
     }
-    return mode;
+    enum model_mtls_mode mode = MODEL_MTLS_PERMISSIVE;
+    for (int level = 0; level < 3; level++) {
+        enum model_mtls_mode mm = best[level] ? pa_mode(best[level], port) : MODEL_MTLS_UNSET;
+        if (mm != MODEL_MTLS_UNSET)
+            mode = mm;
+    }
+    return mode == MODEL_MTLS_STRICT    ? HTTP_MTLS_STRICT
+           : mode == MODEL_MTLS_DISABLE ? HTTP_MTLS_DISABLE
+                                        : HTTP_MTLS_PERMISSIVE;
 }
 
 /* ---- streams ---- */

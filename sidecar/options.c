@@ -5,6 +5,7 @@
 #include "options.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <getopt.h>
@@ -48,6 +49,8 @@ static const char usage[] =
     "  --pod-namespace NS           its namespace ($POD_NAMESPACE; default)\n"
     "  --service-account SA         its service account ($SERVICE_ACCOUNT; default)\n"
     "  --pod-ip IP                  its address ($INSTANCE_IP or $POD_IP)\n"
+    "  --pod-labels k=v,...|@FILE   its labels, for PeerAuthentication selectors; @FILE reads\n"
+    "                               the Downward API's labels file ($POD_LABELS)\n"
     "  -h, --help\n";
 
 const char *options_usage(void)
@@ -80,6 +83,7 @@ enum {
     OPT_POD_NAMESPACE,
     OPT_SERVICE_ACCOUNT,
     OPT_POD_IP,
+    OPT_POD_LABELS,
 };
 
 static const struct option longopts[] = {
@@ -107,6 +111,7 @@ static const struct option longopts[] = {
     {"pod-namespace", required_argument, NULL, OPT_POD_NAMESPACE},
     {"service-account", required_argument, NULL, OPT_SERVICE_ACCOUNT},
     {"pod-ip", required_argument, NULL, OPT_POD_IP},
+    {"pod-labels", required_argument, NULL, OPT_POD_LABELS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -162,11 +167,104 @@ static bool is_ip(const char *v)
     return inet_pton(AF_INET, v, b) == 1 || inet_pton(AF_INET6, v, b) == 1;
 }
 
+/* A Kubernetes label key ([prefix/]name) and value, checked loosely: the characters and
+ * lengths the API server allows. */
+static bool label_ok(const char *k, const char *v)
+{
+    size_t kl = strlen(k), vl = strlen(v);
+    if (kl == 0 || kl > 316 || vl > 63)
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-._/", *p))
+            return false;
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-._", *p))
+            return false;
+    return true;
+}
+
+/* Adds key=value to o's labels; the strings are copied into o->pod_labels_buf at *used. */
+static int label_add(struct sidecar_options *o, size_t *used, const char *k, size_t kl,
+                     const char *v, size_t vl)
+{
+    if (o->n_pod_labels == OPTIONS_MAX_LABELS || *used + kl + vl + 2 > sizeof(o->pod_labels_buf))
+        return -1;
+    char *kk = o->pod_labels_buf + *used;
+    memcpy(kk, k, kl);
+    kk[kl] = 0;
+    char *vv = kk + kl + 1;
+    memcpy(vv, v, vl);
+    vv[vl] = 0;
+    *used += kl + vl + 2;
+    if (!label_ok(kk, vv))
+        return -1;
+    o->pod_labels[o->n_pod_labels].key = kk;
+    o->pod_labels[o->n_pod_labels].value = vv;
+    o->n_pod_labels++;
+    return 0;
+}
+
+/* "k=v,k2=v2", or "@FILE" in the Downward API's format (a line per label: key="value",
+ * the value quoted as Go's %q). Fills o->pod_labels; err names the bad label. */
+static int parse_labels(struct sidecar_options *o, const char *from, const char *arg, char *err,
+                        size_t errlen)
+{
+    size_t used = 0;
+    o->n_pod_labels = 0;
+    if (arg[0] != '@') {
+        for (const char *p = arg; *p;) {
+            size_t n = strcspn(p, ","), e = strcspn(p, "=");
+            if (e >= n || label_add(o, &used, p, e, p + e + 1, n - e - 1) < 0) {
+                snprintf(err, errlen, "%s: bad label '%.*s': want key=value (Kubernetes label "
+                         "syntax), comma-separated, at most %d", from, (int)n, p,
+                         OPTIONS_MAX_LABELS);
+                return -1;
+            }
+            p += n + (p[n] == ',');
+        }
+        return 0;
+    }
+    FILE *f = fopen(arg + 1, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s: %s", from, arg + 1, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int ln = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        ln++;
+        size_t len = strcspn(line, "\r\n");
+        line[len] = 0;
+        if (!len)
+            continue;
+        char *eq = strchr(line, '='), val[256];
+        size_t vl = 0;
+        bool good = eq && eq[1] == '"' && len >= 2 && line[len - 1] == '"' && eq + 1 < line + len - 1;
+        for (char *q = eq ? eq + 2 : NULL; good && q < line + len - 1; q++) {
+            if (*q == '\\' && q + 1 < line + len - 1)
+                q++;
+            if (vl + 1 >= sizeof(val))
+                good = false;
+            else
+                val[vl++] = *q;
+        }
+        if (!good || label_add(o, &used, line, (size_t)(eq - line), val, vl) < 0) {
+            snprintf(err, errlen, "%s: %s line %d: bad label '%s': want key=\"value\" "
+                     "(Kubernetes label syntax, at most %d)", from, arg + 1, ln, line,
+                     OPTIONS_MAX_LABELS);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 enum options_result options_parse(struct sidecar_options *o, int argc, char **argv, char *err,
                                   size_t errlen)
 {
     int c;
     unsigned v;
+    const char *labels = getenv("POD_LABELS"), *labels_from = "POD_LABELS";
     defaults(o);
     optind = 0; /* GNU: full re-initialisation */
     opterr = 0;
@@ -276,6 +374,10 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
         case OPT_SERVICE_ACCOUNT:
             o->service_account = optarg;
             break;
+        case OPT_POD_LABELS:
+            labels = optarg;
+            labels_from = "--pod-labels";
+            break;
         case OPT_POD_IP:
             o->pod_ip = optarg;
             break;
@@ -329,6 +431,8 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                  o->service_account);
         return OPTIONS_ERROR;
     }
+    if (labels && *labels && parse_labels(o, labels_from, labels, err, errlen) < 0)
+        return OPTIONS_ERROR;
     if (o->pod_ip && !is_ip(o->pod_ip)) {
         snprintf(err, errlen,
                  "--pod-ip (or INSTANCE_IP/POD_IP): bad value '%s': want a numeric IPv4 or IPv6 "

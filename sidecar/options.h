@@ -10,6 +10,8 @@
 
 #include "loop.h"
 
+#define OPTIONS_MAX_LABELS 64
+
 struct sidecar_options {
     enum loop_io_choice io;
     int concurrency;              /* workers; 0 = CPUs available */
@@ -38,6 +40,11 @@ struct sidecar_options {
     const char *pod_namespace;   /* --pod-namespace, $POD_NAMESPACE; default "default" */
     const char *service_account; /* --service-account, $SERVICE_ACCOUNT; default "default" */
     const char *pod_ip;          /* --pod-ip, $INSTANCE_IP or $POD_IP; numeric */
+    /* --pod-labels, $POD_LABELS: "k=v,k2=v2" or "@FILE" (the Downward API's labels file);
+     * what PeerAuthentication selectors match. Strings live in pod_labels_buf. */
+    struct { const char *key, *value; } pod_labels[OPTIONS_MAX_LABELS];
+    size_t n_pod_labels;
+    char pod_labels_buf[8192];
 };
 
 enum options_result { OPTIONS_OK, OPTIONS_HELP, OPTIONS_ERROR };

@@ -722,7 +722,7 @@ void relay_start(struct worker *w, enum stats_dir dir, int fd)
             uint16_t port = r->dst.ss_family == AF_INET
                                 ? ntohs(((struct sockaddr_in *)&r->dst)->sin_port)
                                 : ntohs(((struct sockaddr_in6 *)&r->dst)->sin6_port);
-            r->mtls = http_inbound_mtls(w->snap, sc->opts.pod_namespace, port);
+            r->mtls = http_inbound_mtls(w->snap, &sc->opts, port);
             if (r->mtls != HTTP_MTLS_DISABLE)
                 app = HTTP_APP_UNKNOWN;
         }
