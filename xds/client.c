@@ -50,8 +50,10 @@ int xds_url_parse(const char *url, struct xds_url *out, char *err, size_t errlen
         out->tls = true;
         p = url + 8;
     } else {
-        seterr(err, errlen, "'%s': want http://HOST:PORT (plaintext, 15010) or "
-                            "https://HOST:PORT (TLS, 15012)", url);
+        seterr(err, errlen,
+               "'%s': want http://HOST:PORT (plaintext, 15010) or "
+               "https://HOST:PORT (TLS, 15012)",
+               url);
         return -EINVAL;
     }
     host = p;
@@ -136,10 +138,10 @@ struct xds_client {
     /* the current stream; client thread only */
     CURL *easy;
     bool paused;
-    bool got_status;      /* the response code was checked */
-    bool broken;          /* a line could not be answered: end this stream */
-    bool answered_any;    /* a response was handled: backoff starts over after this stream */
-    char *in;             /* owned: the partial response line */
+    bool got_status;   /* the response code was checked */
+    bool broken;       /* a line could not be answered: end this stream */
+    bool answered_any; /* a response was handled: backoff starts over after this stream */
+    char *in;          /* owned: the partial response line */
     size_t in_len, in_cap;
     char stream_error[512];
 };
@@ -400,8 +402,8 @@ static int stream_open(struct xds_client *c, bool resume)
     c->stream_error[0] = 0;
     for (int t = 0; t < XDS_T_COUNT; t++) {
         size_t len;
-        char *line = xds_delta_subscribe_line(&c->delta, t, t == 0 ? c->node_json : NULL, resume,
-                                              &len);
+        char *line =
+            xds_delta_subscribe_line(&c->delta, t, t == 0 ? c->node_json : NULL, resume, &len);
         if (!line || xds_client_queue(c, line, len) < 0) {
             free(line);
             return -1;
@@ -689,8 +691,9 @@ int xds_ca_sign(const char *url, const char *bearer, const char *cert_dir, const
     }
     curl_easy_setopt(e, CURLOPT_URL, full);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, u.tls ? (long)CURL_HTTP_VERSION_2TLS
-                                                    : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     u.tls ? (long)CURL_HTTP_VERSION_2TLS
+                           : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sign_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
@@ -727,8 +730,7 @@ int xds_ca_sign(const char *url, const char *bearer, const char *cert_dir, const
     }
     *cert_chain = strdup(cc);
     *root_cert = strdup(rt);
-    *expires =
-        rfc3339(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans, "expires")));
+    *expires = rfc3339(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans, "expires")));
     if (!*cert_chain || !*root_cert) {
         free(*cert_chain);
         free(*root_cert);

@@ -119,8 +119,7 @@ static const char *check_resource(int type, const char *name, const cJSON *obj, 
 /* The candidate held set for type after the response's resources/removed (arrays or
  * NULL). NULL with err when the response is malformed or memory ran out. */
 static cJSON *candidate(const struct xds_delta *d, int type, const cJSON *resources,
-                        const cJSON *removed, char *err, size_t errlen, size_t *n_up,
-                        size_t *n_rm)
+                        const cJSON *removed, char *err, size_t errlen, size_t *n_up, size_t *n_rm)
 {
     cJSON *cand = cJSON_Duplicate(d->held[type], 1), *seen = cJSON_CreateObject();
     const cJSON *r;
@@ -130,9 +129,8 @@ static cJSON *candidate(const struct xds_delta *d, int type, const cJSON *resour
         goto fail;
     }
     if ((resources && !cJSON_IsArray(resources)) || (removed && !cJSON_IsArray(removed))) {
-        seterr(err, errlen, "%s must be an array", resources && !cJSON_IsArray(resources)
-                                                       ? "resources"
-                                                       : "removed_resources");
+        seterr(err, errlen, "%s must be an array",
+               resources && !cJSON_IsArray(resources) ? "resources" : "removed_resources");
         goto fail;
     }
     cJSON_ArrayForEach(r, resources)
@@ -157,9 +155,9 @@ static cJSON *candidate(const struct xds_delta *d, int type, const cJSON *resour
             seterr(err, errlen, "%s", why);
             goto fail;
         }
-        if (!cJSON_AddTrueToObject(seen, name->valuestring) ||
-            !(entry = cJSON_CreateObject()) ||
-            !cJSON_AddStringToObject(entry, "version", cJSON_IsString(ver) ? ver->valuestring : "")) {
+        if (!cJSON_AddTrueToObject(seen, name->valuestring) || !(entry = cJSON_CreateObject()) ||
+            !cJSON_AddStringToObject(entry, "version",
+                                     cJSON_IsString(ver) ? ver->valuestring : "")) {
             seterr(err, errlen, "out of memory");
             goto fail;
         }
@@ -211,8 +209,8 @@ static char *render(const struct xds_delta *d, int type, const cJSON *cand, size
         const cJSON *set = t == type && cand ? cand : d->held[t], *e;
         cJSON_ArrayForEach(e, set)
         {
-            if (!cJSON_AddItemReferenceToArray(
-                    items, cJSON_GetObjectItemCaseSensitive(e, "resource")))
+            if (!cJSON_AddItemReferenceToArray(items,
+                                               cJSON_GetObjectItemCaseSensitive(e, "resource")))
                 goto out;
         }
     }
@@ -307,6 +305,11 @@ int xds_delta_handle(struct xds_delta *d, const char *line, size_t len, xds_appl
         seterr(res->error, sizeof(res->error), "out of memory");
         goto nack;
     }
+    /* A warm state and a response that carries nothing: the running snapshot already is
+     * this set; do not compile and publish the same thing again (a resumed stream answers
+     * each type, mostly with nothing). */
+    if (xds_delta_is_warm(d) && res->n_updated == 0 && res->n_removed == 0)
+        goto commit;
     /* warm once this response is in: every other type received, and this one now */
     bool warm = true;
     for (int t = 0; t < XDS_T_COUNT; t++)
@@ -318,6 +321,7 @@ int xds_delta_handle(struct xds_delta *d, const char *line, size_t len, xds_appl
             seterr(res->error, sizeof(res->error), "rejected");
         goto nack;
     }
+commit:
     cJSON_Delete(d->held[res->type]);
     d->held[res->type] = cand;
     cand = NULL;
@@ -369,8 +373,7 @@ char *xds_delta_subscribe_line(const struct xds_delta *d, int type, const char *
         cJSON_ArrayForEach(e, d->held[type])
         {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "version");
-            if (!cJSON_AddStringToObject(irv, e->string,
-                                         cJSON_IsString(v) ? v->valuestring : ""))
+            if (!cJSON_AddStringToObject(irv, e->string, cJSON_IsString(v) ? v->valuestring : ""))
                 goto out;
         }
     }
@@ -409,8 +412,7 @@ out:
     return out;
 }
 
-int xds_delta_load_cache(struct xds_delta *d, const char *buf, size_t len, char *err,
-                         size_t errlen)
+int xds_delta_load_cache(struct xds_delta *d, const char *buf, size_t len, char *err, size_t errlen)
 {
     cJSON *root = cJSON_ParseWithLength(buf, len), *held[XDS_T_COUNT] = {0};
     const cJSON *types = cJSON_GetObjectItemCaseSensitive(root, "types"), *tv;
@@ -439,8 +441,7 @@ int xds_delta_load_cache(struct xds_delta *d, const char *buf, size_t len, char 
             const cJSON *obj = cJSON_GetObjectItemCaseSensitive(e, "resource");
             if (!cJSON_IsObject(obj) ||
                 !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "version"))) {
-                seterr(err, errlen, "types.%s.%s: want {version, resource}", tv->string,
-                       e->string);
+                seterr(err, errlen, "types.%s.%s: want {version, resource}", tv->string, e->string);
                 goto out;
             }
             if (check_resource(t, e->string, obj, why, sizeof(why))) {

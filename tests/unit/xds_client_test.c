@@ -111,8 +111,7 @@ static void test_apply_and_warming(void)
 
     snprintf(two, sizeof(two), "%s,%s", svc("cart", "3", "10.96.1.1", "80"),
              svc("pay", "4", "10.96.1.2", "80"));
-    is_int(handle(&d, &s, resp("v1/Service", "1", two, ""), &r), XDS_ACK,
-           "two Services are ACKed");
+    is_int(handle(&d, &s, resp("v1/Service", "1", two, ""), &r), XDS_ACK, "two Services are ACKed");
     cJSON *j = parse_reply(&r);
     is_str(cJSON_GetStringValue(cJSON_GetObjectItem(j, "response_nonce")), "1",
            "the ACK echoes the nonce");
@@ -151,6 +150,15 @@ static void test_apply_and_warming(void)
                cJSON_GetObjectItem(d.held[XDS_T_SERVICE], "shop/cart"), "version")),
            "5", "cart's version is the new one");
     is_int(s.publishes, 2, "a warm update is published");
+
+    /* a warm state and an empty response: ACKed without compiling or publishing again */
+    int compiles = s.compiles, publishes = s.publishes;
+    is_int(handle(&d, &s, resp("gateway.networking.k8s.io/v1/HTTPRoute", "7b", "", ""), &r),
+           XDS_ACK, "an empty response when warm is ACKed");
+    xds_delta_result_free(&r);
+    ok(s.compiles == compiles && s.publishes == publishes,
+       "  without compiling or publishing the same set again");
+    is_str(d.acked_version[XDS_T_ROUTE], "7b", "  and its version is recorded");
 
     /* removing a name never held is fine */
     is_int(handle(&d, &s, resp("v1/Service", "8", "", "\"shop/ghost\""), &r), XDS_ACK,
@@ -222,8 +230,9 @@ static void test_nack(void)
     xds_delta_result_free(&r);
 
     /* wrong kind for the type URL */
-    is_int(handle(&d, &s, resp("gateway.networking.k8s.io/v1/HTTPRoute", "12",
-                               svc("x", "1", "10.96.1.8", "80"), ""),
+    is_int(handle(&d, &s,
+                  resp("gateway.networking.k8s.io/v1/HTTPRoute", "12",
+                       svc("x", "1", "10.96.1.8", "80"), ""),
                   &r),
            XDS_NACK, "a Service in an HTTPRoute response is NACKed");
     ok(strstr(r.error, "a v1/Service in a gateway.networking.k8s.io/v1/HTTPRoute response") != NULL,
@@ -316,7 +325,8 @@ static void test_subscribe_and_resume(void)
     cJSON *j = cJSON_Parse(l);
     is_str(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "node"), "id")),
            "sidecar~1", "the first line carries node");
-    is_str(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "resource_names_subscribe"), 0)),
+    is_str(cJSON_GetStringValue(
+               cJSON_GetArrayItem(cJSON_GetObjectItem(j, "resource_names_subscribe"), 0)),
            "*", "subscribes to *");
     ok(!cJSON_GetObjectItem(j, "initial_resource_versions"), "no resume on a first stream");
     cJSON_Delete(j);
@@ -383,9 +393,9 @@ static void test_client_pure(void)
     ok(u.tls && u.port == 15012 && strcmp(u.host, "istiod.ringmesh-system.svc") == 0,
        "  TLS, host and port");
     is_int(xds_url_parse("http://[::1]:15010", &u, err, sizeof(err)), 0, "IPv6 literal parses");
-    const char *bad[] = {"ftp://x:1", "http://", "http://host", "http://host:0",
-                         "http://host:99999", "http://host:15010/path", "127.0.0.1:15010",
-                         "http://ho st:1"};
+    const char *bad[] = {"ftp://x:1",       "http://",           "http://host",
+                         "http://host:0",   "http://host:99999", "http://host:15010/path",
+                         "127.0.0.1:15010", "http://ho st:1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ok(xds_url_parse(bad[i], &u, err, sizeof(err)) < 0 && err[0], "bad URL '%s': %s", bad[i],
            err);
