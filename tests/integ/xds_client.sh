@@ -203,4 +203,18 @@ kill "$SC_PID"; wait_exit "$SC_PID" 10
 sidecar_start sc5 "${SC_FLAGS[@]}" --xds "$XDS" --xds-token "$IT_TMP/token" --cert-dir "$IT_TMP/certs"
 check "restart with a fresh certificate in --cert-dir: no new signing" rec "[e['identity'] for e in ev if e['event']=='sign'] == ['shop/cart']"
 check "restart: the same identity" [ "$(stat tls.identity)" = "spiffe://cluster.local/ns/shop/sa/cart" ]
+
+# ---- ringmeshctl proxy-config
+out=$("$RINGMESH_BIN/ringmeshctl" proxy-config --admin "http://127.0.0.1:$P2" shop/cart-1); rc=$?
+check "proxy-config shop/cart-1: exit 0" [ "$rc" = 0 ]
+check "proxy-config: the sidecar's services and xDS state" python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])
+assert [s['name'] for s in d['services']] == ['cart'] and d['xds']['connected'] is True, d
+" "$out"
+out=$("$RINGMESH_BIN/ringmeshctl" proxy-config --admin "http://127.0.0.1:$P2" shop/other 2>&1); rc=$?
+check "proxy-config for another pod: exit 1 naming who answered ($out)" \
+    bash -c "[ $rc = 1 ] && grep -q 'is the sidecar of shop/cart-1, not shop/other' <<<\"\$1\"" _ "$out"
+out=$("$RINGMESH_BIN/ringmeshctl" proxy-config --admin "http://127.0.0.1:$P6" 2>&1); rc=$?
+check "proxy-config against something else: exit 1 ($out)" [ "$rc" = 1 ]
 tap_done
