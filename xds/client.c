@@ -203,7 +203,7 @@ static void status_sync(struct xds_client *c)
     /* caller holds c->lock */
     c->status.warm = xds_delta_is_warm(&c->delta);
     for (int t = 0; t < XDS_T_COUNT; t++) {
-        snprintf(c->status.acked_version[t], XDS_VERSION_MAX, "%s", c->delta.acked_version[t]);
+        memcpy(c->status.acked_version[t], c->delta.acked_version[t], XDS_VERSION_MAX);
         c->status.held[t] = xds_delta_count(&c->delta, t);
     }
 }

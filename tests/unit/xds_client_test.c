@@ -3,7 +3,7 @@
  * responses to the held set through the sidecar's real compile path (config_from_buffer,
  * the --config code), NACKs that change nothing, duplicate names, unknown types, warming,
  * the subscribe and resume lines, the cache round trip; and the pure parts of xds/client.c
- * (URL check, backoff).
+ * (URL check, backoff) and the CSR maker (xds/csr.c; the integ test has a CA sign it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "csr.h"
 #include "delta.h"
 #include "model.h"
 #include "tap.h"
@@ -423,6 +424,21 @@ static void test_client_pure(void)
        hi_seen);
 }
 
+static void test_csr(void)
+{
+    char *key, *csr, err[256];
+    char *key2, *csr2;
+    is_int(csr_make("shop", "cart", &key, &csr, err, sizeof(err)), 0, "csr_make works");
+    ok(strstr(csr, "-----BEGIN CERTIFICATE REQUEST-----") == csr, "  a PEM CSR");
+    ok(strstr(key, "-----BEGIN EC PRIVATE KEY-----") == key, "  a SEC 1 PEM key");
+    is_int(csr_make("shop", "cart", &key2, &csr2, err, sizeof(err)), 0, "csr_make again");
+    ok(strcmp(key, key2) != 0 && strcmp(csr, csr2) != 0, "  a fresh key each time");
+    free(key);
+    free(csr);
+    free(key2);
+    free(csr2);
+}
+
 int main(void)
 {
     test_types();
@@ -431,6 +447,7 @@ int main(void)
     test_whole_set_checked();
     test_subscribe_and_resume();
     test_client_pure();
+    test_csr();
     config_shutdown();
     return tap_done();
 }
