@@ -30,7 +30,8 @@ MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -l
 MODEL_LIBS += $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 MODEL_LIBS += $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
 TLS_LIBS   := $(shell pkg-config --libs wolfssl 2>/dev/null || echo -lwolfssl)
-LIBS        = $(URING_LIBS) $(MODEL_LIBS) $(TLS_LIBS)
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+LIBS        = $(URING_LIBS) $(MODEL_LIBS) $(TLS_LIBS) $(CURL_LIBS)
 
 Q := $(if $(V),,@)
 
@@ -118,7 +119,8 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
 DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev libnghttp2-dev \
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format \
-            nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl
+            nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl \
+            libcurl4-openssl-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \

@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "client.h"
 #include "config.h"
 #include "log.h"
 #include "model.h"
@@ -167,6 +168,17 @@ size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
     put(buf, len, &n, "tls.reloads_ok: %d\n", atomic_load(&sc->tls_reloads_ok));
     put(buf, len, &n, "tls.reloads_rejected: %d\n", atomic_load(&sc->tls_reloads_rejected));
     tls_creds_release(tc);
+    if (sc->xds) {
+        struct xds_status xs;
+        xds_client_status(sc->xds, &xs);
+        put(buf, len, &n, "xds.connected: %d\n", xs.connected);
+        put(buf, len, &n, "xds.warm: %d\n", xs.warm);
+        put(buf, len, &n, "xds.updates_accepted: %llu\n",
+            (unsigned long long)xs.updates_accepted);
+        put(buf, len, &n, "xds.updates_rejected: %llu\n",
+            (unsigned long long)xs.updates_rejected);
+        put(buf, len, &n, "xds.reconnects: %llu\n", (unsigned long long)xs.reconnects);
+    }
     return n;
 }
 
@@ -260,6 +272,32 @@ static char *render_config_dump(struct sidecar *sc)
         cJSON_AddItemToArray(routes, cJSON_CreateString(name));
     }
     config_release(snap);
+    if (sc->xds) {
+        struct xds_status xs;
+        cJSON *x = cJSON_AddObjectToObject(root, "xds"), *types, *nack;
+        xds_client_status(sc->xds, &xs);
+        cJSON_AddStringToObject(x, "server", sc->opts.xds_url);
+        cJSON_AddBoolToObject(x, "connected", xs.connected);
+        cJSON_AddBoolToObject(x, "warm", xs.warm);
+        cJSON_AddStringToObject(x, "last_stream_error", xs.last_error);
+        types = cJSON_AddObjectToObject(x, "types");
+        for (int ty = 0; ty < XDS_T_COUNT; ty++) {
+            cJSON *o = cJSON_AddObjectToObject(types, xds_type_url(ty));
+            cJSON_AddStringToObject(o, "acked_version", xs.acked_version[ty]);
+            cJSON_AddNumberToObject(o, "resources", (double)xs.held[ty]);
+        }
+        nack = cJSON_AddObjectToObject(x, "last_nack");
+        if (xs.last_nack[0]) {
+            char at[32];
+            struct tm ntm;
+            gmtime_r(&xs.last_nack_at, &ntm);
+            strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &ntm);
+            cJSON_AddStringToObject(nack, "type_url", xs.last_nack_type);
+            cJSON_AddStringToObject(nack, "nonce", xs.last_nack_nonce);
+            cJSON_AddStringToObject(nack, "message", xs.last_nack);
+            cJSON_AddStringToObject(nack, "at", at);
+        }
+    }
     out = cJSON_Print(root);
     cJSON_Delete(root);
     return out;
@@ -354,8 +392,13 @@ static void handle(struct admin *a, struct admin_client *c)
     } else if (!is_get) {
         respond(c, 405, "text/plain", "method not allowed\n", 19);
     } else if (ready) {
-        int n = snprintf(body, sizeof(body), "%s\n", sidecar_state_str(state));
-        respond(c, state == SIDECAR_LIVE ? 200 : 503, "text/plain", body, (size_t)n);
+        /* ready: listeners up and a configuration to serve (with --xds: the first warm
+         * snapshot or the cache; CONVENTIONS 7, DESIGN "Lifecycle") */
+        bool cfg = atomic_load(&sc->config_ready);
+        int n = snprintf(body, sizeof(body), "%s\n",
+                         state == SIDECAR_LIVE && !cfg ? "WAITING_FOR_XDS"
+                                                       : sidecar_state_str(state));
+        respond(c, state == SIDECAR_LIVE && cfg ? 200 : 503, "text/plain", body, (size_t)n);
     } else if (dump) {
         char *json = render_config_dump(sc);
         if (json) {

@@ -33,26 +33,38 @@ struct config_snapshot *config_empty(void)
     return snapshot_new();
 }
 
-struct config_snapshot *config_load(const char *path, char *err, size_t errlen)
+/* The one compile step every source shares (--config file, xDS update, xDS cache): takes
+ * over m, whatever happens. */
+static struct config_snapshot *snapshot_compile(struct model_set *m, const char *source, char *err,
+                                                size_t errlen)
 {
-    struct model_set *m = model_load_file(path, err, errlen);
-    struct config_snapshot *s;
-    if (!m)
-        return NULL;
-    s = snapshot_new();
+    struct config_snapshot *s = snapshot_new();
     if (!s) {
         model_set_free(m);
-        snprintf(err, errlen, "%s: out of memory for the snapshot", path);
+        snprintf(err, errlen, "%s: out of memory for the snapshot", source);
         return NULL;
     }
     s->model = m;
-    snprintf(s->source, sizeof(s->source), "%s", path);
+    snprintf(s->source, sizeof(s->source), "%s", source);
     s->router = router_table_new(m, NULL, err, errlen);
     if (!s->router) {
         config_release(s);
         return NULL;
     }
     return s;
+}
+
+struct config_snapshot *config_load(const char *path, char *err, size_t errlen)
+{
+    struct model_set *m = model_load_file(path, err, errlen);
+    return m ? snapshot_compile(m, path, err, errlen) : NULL;
+}
+
+struct config_snapshot *config_from_buffer(const char *name, const char *buf, size_t len, char *err,
+                                           size_t errlen)
+{
+    struct model_set *m = model_load_buffer(name, buf, len, err, errlen);
+    return m ? snapshot_compile(m, name, err, errlen) : NULL;
 }
 
 void config_release(struct config_snapshot *snap)

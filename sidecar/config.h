@@ -1,6 +1,6 @@
 /*
  * config.h - the sidecar's configuration snapshots: the resource model loaded from
- * --config (and later from xDS), compiled once, immutable, reference-counted.
+ * --config or from xDS (config_from_buffer), compiled once, immutable, reference-counted.
  *
  * The main thread loads a new snapshot (at start and on SIGHUP) and publishes it with
  * config_publish(); a bad file is rejected with its error and the current snapshot keeps
@@ -34,6 +34,11 @@ struct config_snapshot {
  * not yet published). NULL with the model's or the router's error (file, document,
  * field path) in err. */
 struct config_snapshot *config_load(const char *path, char *err, size_t errlen);
+/* The same as config_load() for a model held in memory (YAML or JSON, e.g. the
+ * {"kind":"List","items":[...]} the xDS client builds from its resources): name is the
+ * source in errors and in snap->source. buf need not be NUL-terminated. */
+struct config_snapshot *config_from_buffer(const char *name, const char *buf, size_t len, char *err,
+                                           size_t errlen);
 /* The snapshot a sidecar runs with no --config: no services, everything is passthrough. */
 struct config_snapshot *config_empty(void);
 /* Makes snap current, taking over the caller's reference; the previous current one is

@@ -8,6 +8,12 @@
  * until they finish or --drain-seconds pass, then the workers stop and the process
  * exits 0. A second SIGTERM exits at once. SIGPIPE is ignored; SIGHUP reloads --config
  * (a bad file is rejected and the running configuration stays).
+ *
+ * With --xds the configuration comes from the control plane instead (xds/client.h, on its
+ * own thread): the sidecar starts with the --xds-cache file's set when there is one (and
+ * is ready on it), else empty and not ready until the first warm xDS snapshot. With
+ * --xds-token the workload certificate is fetched from the mesh CA into --cert-dir before
+ * the credentials load, and renewed at half-life (sidecar/identity.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,7 +28,9 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "client.h"
 #include "config.h"
+#include "identity.h"
 #include "cpus.h"
 #include "log.h"
 #include "loop.h"
@@ -163,6 +171,10 @@ int main(int argc, char **argv)
         break;
     }
     log_level_current = sc.opts.log_level;
+    if (options_check_sources(&sc.opts, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringmesh-sidecar: %s\n", err);
+        return 1;
+    }
     sc.start_time = time(NULL);
     atomic_init(&sc.state, SIDECAR_STARTING);
     atomic_init(&sc.active_cx, 0);
@@ -181,14 +193,68 @@ int main(int argc, char **argv)
     }
     raise_nofile();
 
-    /* The configuration comes before anything listens: a bad file stops the start. */
+    /* The configuration comes before anything listens: a bad file stops the start. With
+     * --xds: the cache if there is a good one, else nothing until the control plane
+     * answers (not ready meanwhile). */
     struct config_snapshot *snap =
         sc.opts.config_path ? config_load(sc.opts.config_path, err, sizeof(err)) : config_empty();
     if (!snap) {
         log_error("%s", err);
         return 1;
     }
+    struct xds_delta cached;
+    bool have_cache = false;
+    if (xds_delta_init(&cached) < 0) {
+        log_error("out of memory");
+        return 1;
+    }
+    if (sc.opts.xds_cache) {
+        int r = xds_client_load_cache(sc.opts.xds_cache, &cached, err, sizeof(err));
+        char *model = NULL;
+        size_t mlen = 0;
+        struct config_snapshot *cs = NULL;
+        if (r == 0 && (model = xds_delta_render(&cached, &mlen)))
+            cs = config_from_buffer(sc.opts.xds_cache, model, mlen, err, sizeof(err));
+        free(model);
+        if (cs) {
+            config_release(snap);
+            snap = cs;
+            have_cache = true;
+            log_info("--xds-cache %s: serving its %zu services until the control plane answers",
+                     sc.opts.xds_cache, cs->model->n_services);
+        } else if (r != -ENOENT) {
+            log_warn("--xds-cache: not used: %s", err);
+        }
+        if (!have_cache) { /* start from nothing rather than a half-loaded state */
+            xds_delta_free(&cached);
+            xds_delta_init(&cached);
+        }
+    }
+    atomic_store(&sc.config_ready, !sc.opts.xds_url || have_cache);
     config_publish(snap);
+
+    /* --xds-token: a certificate from the mesh CA before the credentials load */
+    struct identity_config idc = {.url = sc.opts.xds_url,
+                                  .token_path = sc.opts.xds_token,
+                                  .cert_dir = sc.opts.cert_dir,
+                                  .ns = sc.opts.pod_namespace,
+                                  .sa = sc.opts.service_account};
+    struct identity *ident = NULL;
+    time_t renew_at = 0;
+    if (sc.opts.xds_token) {
+        renew_at = identity_renew_at(sc.opts.cert_dir);
+        if (renew_at > time(NULL)) {
+            log_info("--cert-dir %s holds a usable certificate; renewal in %lld s",
+                     sc.opts.cert_dir, (long long)(renew_at - time(NULL)));
+        } else if (identity_issue(&idc, false, &renew_at, err, sizeof(err)) < 0) {
+            log_error("--xds-token: no certificate from the mesh CA: %s", err);
+            xds_delta_free(&cached);
+            config_shutdown();
+            return 1;
+        } else {
+            log_info("--xds-token: certificate issued by the mesh CA into %s", sc.opts.cert_dir);
+        }
+    }
 
     /* mTLS credentials, likewise before anything listens; then watched for rotation */
     int ifd = -1;
@@ -197,6 +263,7 @@ int main(int argc, char **argv)
         struct tls_creds *creds = tls_creds_load(sc.opts.cert_dir, err, sizeof(err));
         if (!creds) {
             log_error("--cert-dir: %s", err);
+            xds_delta_free(&cached);
             config_shutdown();
             return 1;
         }
@@ -212,6 +279,7 @@ int main(int argc, char **argv)
 
     if (admin_open(&admin, &sc, err, sizeof(err)) < 0) {
         log_error("%s", err);
+        xds_delta_free(&cached);
         config_shutdown();
         tls_shutdown();
         return 1;
@@ -220,6 +288,7 @@ int main(int argc, char **argv)
         log_error("%s", err);
         stop_workers(&sc);
         admin_close(&admin);
+        xds_delta_free(&cached);
         config_shutdown();
         tls_shutdown();
         return 1;
@@ -232,6 +301,27 @@ int main(int argc, char **argv)
         log_warn("running as root: in a pod, run the sidecar as the uid/gid that ringmesh-init "
                  "excludes from capture (default 1337), or its own connections are captured "
                  "again");
+    if (sc.opts.xds_url) {
+        char *node = sidecar_node_json(&sc.opts);
+        struct xds_client_config xc = {.url = sc.opts.xds_url,
+                                       .node_json = node,
+                                       .cert_dir = sc.opts.cert_dir,
+                                       .cache_path = sc.opts.xds_cache,
+                                       .apply = sidecar_xds_apply,
+                                       .apply_arg = &sc};
+        sc.xds = node ? xds_client_new(&xc, &cached, err, sizeof(err)) : NULL;
+        free(node);
+        if (!sc.xds || xds_client_start(sc.xds) < 0) {
+            log_error("xds client: %s", sc.xds ? "cannot start its thread" : err);
+            rc = 1;
+            goto out;
+        }
+        log_info("xds: control plane %s%s", sc.opts.xds_url,
+                 have_cache ? " (resuming from the cache)" : "; not ready until it answers");
+    }
+    xds_delta_free(&cached);
+    if (sc.opts.xds_token && !(ident = identity_start(&idc, renew_at)))
+        log_error("identity: cannot start the renewal thread; the certificate will expire");
     atomic_store(&sc.state, SIDECAR_LIVE);
     log_info("ready: %d workers, outbound :%u, inbound :%u, admin 127.0.0.1:%u", sc.nworkers,
              sc.opts.outbound_port, sc.opts.inbound_port, sc.opts.admin_port);
@@ -300,6 +390,9 @@ int main(int argc, char **argv)
         }
     }
 out:
+    identity_stop(ident);
+    xds_client_free(sc.xds); /* before the workers: its thread commands them */
+    sc.xds = NULL;
     stop_workers(&sc);
     admin_close(&admin);
     config_shutdown();

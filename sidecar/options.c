@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "client.h"
 #include "model.h"
 
 static const char usage[] =
@@ -45,6 +46,15 @@ static const char usage[] =
     "                               none: plaintext ($RINGMESH_CERT_DIR)\n"
     "  --config FILE                the resource model (Services, EndpointSlices, HTTPRoutes,\n"
     "                               policies; YAML or JSON); SIGHUP reloads it\n"
+    "  --xds URL                    take the resource model from the control plane's delta xDS\n"
+    "                               stream: http://HOST:15010 (h2c) or https://HOST:15012;\n"
+    "                               not with --config; ready after every type's first\n"
+    "                               response (or --xds-cache)\n"
+    "  --xds-cache FILE             the last accepted xDS resource set, rewritten after each\n"
+    "                               update; served at start when the control plane is away\n"
+    "  --xds-token FILE             bootstrap token for the mesh CA (ringmeshctl ca token):\n"
+    "                               key, CSR and certificate into --cert-dir when it holds\n"
+    "                               no usable set, renewed at half-life\n"
     "  --pod-name NAME              this workload's pod ($POD_NAME)\n"
     "  --pod-namespace NS           its namespace ($POD_NAMESPACE; default)\n"
     "  --service-account SA         its service account ($SERVICE_ACCOUNT; default)\n"
@@ -78,6 +88,9 @@ enum {
     OPT_STATIC_DST,
     OPT_LOG_LEVEL,
     OPT_CONFIG,
+    OPT_XDS,
+    OPT_XDS_CACHE,
+    OPT_XDS_TOKEN,
     OPT_CERT_DIR,
     OPT_POD_NAME,
     OPT_POD_NAMESPACE,
@@ -106,6 +119,9 @@ static const struct option longopts[] = {
     {"static-dst", required_argument, NULL, OPT_STATIC_DST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"xds", required_argument, NULL, OPT_XDS},
+    {"xds-cache", required_argument, NULL, OPT_XDS_CACHE},
+    {"xds-token", required_argument, NULL, OPT_XDS_TOKEN},
     {"cert-dir", required_argument, NULL, OPT_CERT_DIR},
     {"pod-name", required_argument, NULL, OPT_POD_NAME},
     {"pod-namespace", required_argument, NULL, OPT_POD_NAMESPACE},
@@ -360,6 +376,15 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                 goto bad_value;
             o->config_path = optarg;
             break;
+        case OPT_XDS:
+        case OPT_XDS_CACHE:
+        case OPT_XDS_TOKEN:
+            if (!*optarg)
+                goto bad_value;
+            *(c == OPT_XDS         ? &o->xds_url
+              : c == OPT_XDS_CACHE ? &o->xds_cache
+                                   : &o->xds_token) = optarg;
+            break;
         case OPT_CERT_DIR:
             if (!*optarg)
                 goto bad_value;
@@ -396,9 +421,11 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                                : c == OPT_BUFFERS    ? "a power of two from 16 to 32768"
                                : c == OPT_STATIC_DST ? "a numeric IPv4:port or [IPv6]:port"
                                : c == OPT_LOG_LEVEL  ? "error, warn, info, debug or trace"
-                               : c == OPT_CONFIG     ? "a file name"
-                               : c == OPT_CERT_DIR   ? "a directory"
-                                                     : "a number in range";
+                               : c == OPT_CONFIG || c == OPT_XDS_CACHE || c == OPT_XDS_TOKEN
+                                   ? "a file name"
+                               : c == OPT_XDS      ? "a URL"
+                               : c == OPT_CERT_DIR ? "a directory"
+                                                   : "a number in range";
             snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg, want);
             return OPTIONS_ERROR;
         }
@@ -441,4 +468,30 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
         return OPTIONS_ERROR;
     }
     return OPTIONS_OK;
+}
+
+int options_check_sources(const struct sidecar_options *o, char *err, size_t errlen)
+{
+    struct xds_url u;
+    char why[400];
+    if (o->config_path && o->xds_url) {
+        snprintf(err, errlen,
+                 "--config and --xds both given: the configuration comes from a file or from "
+                 "the control plane, not both; drop one");
+        return -1;
+    }
+    if (o->xds_url && xds_url_parse(o->xds_url, &u, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "--xds: %s", why);
+        return -1;
+    }
+    if (!o->xds_url && (o->xds_cache || o->xds_token)) {
+        snprintf(err, errlen, "%s needs --xds", o->xds_cache ? "--xds-cache" : "--xds-token");
+        return -1;
+    }
+    if (o->xds_token && !o->cert_dir) {
+        snprintf(err, errlen,
+                 "--xds-token needs --cert-dir: the directory the certificate is written to");
+        return -1;
+    }
+    return 0;
 }

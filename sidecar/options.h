@@ -35,6 +35,9 @@ struct sidecar_options {
     int log_level;
     const char *cert_dir;         /* --cert-dir, $RINGMESH_CERT_DIR: mTLS credentials; NULL = off */
     const char *config_path; /* --config: the resource model file; NULL = none */
+    const char *xds_url;     /* --xds: the control plane; NULL = none (not with --config) */
+    const char *xds_cache;   /* --xds-cache: the last good xDS resource set; NULL = none */
+    const char *xds_token;   /* --xds-token: bootstrap token for the mesh CA; NULL = none */
     /* The workload's identity, from flags or the usual env vars (Istio's names). */
     const char *pod_name;        /* --pod-name, $POD_NAME */
     const char *pod_namespace;   /* --pod-namespace, $POD_NAMESPACE; default "default" */
@@ -54,6 +57,12 @@ enum options_result { OPTIONS_OK, OPTIONS_HELP, OPTIONS_ERROR };
  * wrong with its value. getopt state is reset, so it may be called repeatedly. */
 enum options_result options_parse(struct sidecar_options *o, int argc, char **argv, char *err,
                                   size_t errlen);
+/* Checks where the configuration and identity come from, once the flags parsed:
+ * --config and --xds exclude each other, --xds must be a valid control plane URL,
+ * --xds-cache and --xds-token need --xds, --xds-token needs --cert-dir. 0, or -1 with err
+ * saying what to change. The sidecar exits 1 on these (a configuration error, like a bad
+ * --config file), where a malformed flag exits 2. */
+int options_check_sources(const struct sidecar_options *o, char *err, size_t errlen);
 /* The --help text. */
 const char *options_usage(void);
 

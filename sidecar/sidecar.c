@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
 #include "log.h"
 #include "worker.h"
@@ -46,4 +48,48 @@ int sidecar_reload(struct sidecar *sc)
     for (int i = 0; i < sc->nworkers; i++)
         worker_command(sc->workers[i], WORKER_CMD_CONFIG);
     return 0;
+}
+
+int sidecar_xds_apply(void *arg, const char *model, size_t len, bool warm, char *err, size_t errlen)
+{
+    struct sidecar *sc = arg;
+    struct config_snapshot *snap = config_from_buffer("xds", model, len, err, errlen);
+    if (!snap)
+        return -1;
+    if (!warm) { /* checked, but a partial set is never served (warming) */
+        config_release(snap);
+        return 0;
+    }
+    size_t ns = snap->model->n_services, nsl = snap->model->n_slices, nr = snap->model->n_routes;
+    snprintf(snap->source, sizeof(snap->source), "%s", sc->opts.xds_url);
+    config_publish(snap); /* snap is the publication's now: not read again */
+    log_info("configuration from xDS published (%zu services, %zu endpoint slices, %zu routes)", ns,
+             nsl, nr);
+    for (int i = 0; i < sc->nworkers; i++)
+        worker_command(sc->workers[i], WORKER_CMD_CONFIG);
+    atomic_store(&sc->config_ready, true);
+    return 0;
+}
+
+char *sidecar_node_json(const struct sidecar_options *o)
+{
+    char id[1024];
+    const char *pod = o->pod_name ? o->pod_name : "";
+    const char *ip = o->pod_ip ? o->pod_ip : "";
+    cJSON *n = cJSON_CreateObject(), *md;
+    char *out = NULL;
+    /* Istio's node id: type~ip~pod.namespace~namespace.svc.<domain> */
+    snprintf(id, sizeof(id), "sidecar~%s~%s.%s~%s.svc.cluster.local", ip, pod, o->pod_namespace,
+             o->pod_namespace);
+    if (n && cJSON_AddStringToObject(n, "id", id) &&
+        cJSON_AddStringToObject(n, "cluster", o->service_account) &&
+        (md = cJSON_AddObjectToObject(n, "metadata")) &&
+        cJSON_AddStringToObject(md, "namespace", o->pod_namespace) &&
+        cJSON_AddStringToObject(md, "service_account", o->service_account) &&
+        cJSON_AddStringToObject(md, "pod", pod) && cJSON_AddStringToObject(md, "pod_ip", ip) &&
+        cJSON_AddStringToObject(n, "user_agent_name", "ringmesh-sidecar") &&
+        cJSON_AddStringToObject(n, "user_agent_version", "0.1"))
+        out = cJSON_PrintUnformatted(n);
+    cJSON_Delete(n);
+    return out;
 }

@@ -6,10 +6,13 @@
 #define RINGMESH_SIDECAR_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "options.h"
 
 struct worker;
+struct xds_client;
 
 enum sidecar_state {
     SIDECAR_STARTING, /* listeners not all up yet */
@@ -30,12 +33,26 @@ struct sidecar {
     atomic_int reloads_rejected; /* config files rejected; the old snapshot kept serving */
     atomic_int tls_reloads_ok, tls_reloads_rejected; /* --cert-dir rotations */
     char last_reload_error[512]; /* main thread only */
+    /* Readiness also needs a configuration: true at once with --config or none; with
+     * --xds once the first warm snapshot (or the --xds-cache) was published. */
+    atomic_bool config_ready;
+    struct xds_client *xds;  /* owned by main; NULL without --xds */
+    char xds_source[300];    /* "xds <url>" or "xds-cache <file>": what the snapshot came from */
 };
+
+/* The xDS client's apply callback (xds_apply_cb): compiles the candidate model with
+ * config_from_buffer() and, when warm, publishes it, tells the workers and makes the
+ * sidecar config-ready. Runs on the xDS client's thread; arg is the struct sidecar. */
+int sidecar_xds_apply(void *arg, const char *model, size_t len, bool warm, char *err,
+                      size_t errlen);
 
 /* Loads --config again and publishes it; on error keeps the current snapshot and says why
  * in the log and in last_reload_error. Main thread only. 0 or -1. */
 int sidecar_reload(struct sidecar *sc);
 
 const char *sidecar_state_str(int state);
+/* The xDS "node" object for this workload (PROTOCOL.md), as compact JSON; caller frees;
+ * NULL when out of memory. */
+char *sidecar_node_json(const struct sidecar_options *o);
 
 #endif

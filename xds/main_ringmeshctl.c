@@ -6,6 +6,8 @@
  *   ringmeshctl ca issue --dir D --ns N --sa S [--trust-domain T] [--hours 24] [--out O]
  *       O/cert-chain.pem (the SVID; the root signs it directly, so no intermediates),
  *       O/key.pem (0600), O/root-cert.pem (a copy of D's, the trust bundle): Istio's layout
+ *   ringmeshctl proxy-config [--admin URL] [POD]
+ *       a sidecar's /config_dump (what it runs with, and its xDS state), pretty-printed
  *
  * The certificates themselves come from xds/ca.c; this file parses flags and does the file
  * I/O. Each file is written whole to a temporary name in its directory and renamed over the
@@ -24,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
 #include "ca.h"
 #include "model.h"
 
@@ -36,6 +41,7 @@ static const char usage_top[] =
     "commands:\n"
     "  ca init    create the mesh's root CA (ECDSA P-256)\n"
     "  ca issue   issue a workload's key and X.509-SVID signed by that root\n"
+    "  proxy-config [POD]  a sidecar's compiled configuration (its admin /config_dump)\n"
     "\n"
     "ringmeshctl <command> --help describes a command's flags.\n";
 
@@ -451,6 +457,113 @@ out:
     return rc;
 }
 
+/* ---- proxy-config: a sidecar's /config_dump ------------------------------------------ */
+
+static const char usage_proxy_config[] =
+    "usage: ringmeshctl proxy-config [--admin URL] [POD]\n"
+    "\n"
+    "Prints the configuration a sidecar runs with, as its admin server's /config_dump shows\n"
+    "it (services, routes, identity, and with --xds the stream's state: connected, the ACKed\n"
+    "version per type, the last NACK).\n"
+    "\n"
+    "  --admin URL   the sidecar's admin server (default http://127.0.0.1:15000; it listens on\n"
+    "                loopback only, so for another pod use a port-forward or exec into it)\n"
+    "  POD           NAME or NS/NAME: checked against the identity the sidecar reports, so a\n"
+    "                port-forward to the wrong pod is an error, not a wrong answer\n"
+    "  --help        this text\n";
+
+struct pc_buf {
+    char *p;
+    size_t len;
+};
+
+static size_t pc_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct pc_buf *b = arg;
+    size_t n = size * nmemb;
+    char *p = b->len + n > (64u << 20) ? NULL : realloc(b->p, b->len + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->len, data, n);
+    b->p = p;
+    b->len += n;
+    b->p[b->len] = 0;
+    return n;
+}
+
+static int cmd_proxy_config(int argc, char **argv)
+{
+    static const struct option opts[] = {{"admin", required_argument, NULL, OPT_DIR},
+                                         {"help", no_argument, NULL, OPT_HELP},
+                                         {NULL, 0, NULL, 0}};
+    const char *admin = "http://127.0.0.1:15000", *pod = NULL;
+    char url[1024];
+    struct pc_buf b = {0};
+    long code = 0;
+    int c, rc = 0;
+    optind = 1;
+    while ((c = next_opt(argc, argv, opts, usage_proxy_config, &rc)) != -1) {
+        if (c == 0)
+            return rc;
+        if (c == OPT_HELP) {
+            fputs(usage_proxy_config, stdout);
+            return 0;
+        }
+        admin = optarg;
+    }
+    if (optind < argc)
+        pod = argv[optind++];
+    if (optind < argc)
+        return usage_error(usage_proxy_config, "unexpected argument \"%s\"", argv[optind]);
+    size_t al = strlen(admin);
+    snprintf(url, sizeof(url), "%.*s/config_dump", (int)(al && admin[al - 1] == '/' ? al - 1 : al),
+             admin);
+    CURL *e = curl_easy_init();
+    if (!e)
+        return fail("cannot start curl");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, pc_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+    CURLcode cr = curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(e);
+    cJSON *d = cr == CURLE_OK && code == 200 && b.p ? cJSON_Parse(b.p) : NULL;
+    if (cr != CURLE_OK)
+        rc = fail("%s: %s", url, curl_easy_strerror(cr));
+    else if (code != 200)
+        rc = fail("%s: HTTP %ld", url, code);
+    else if (!cJSON_IsObject(d))
+        rc = fail("%s: not a sidecar's config_dump (no JSON object)", url);
+    if (rc)
+        goto out;
+    if (pod) {
+        const cJSON *node = cJSON_GetObjectItemCaseSensitive(d, "node");
+        const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(node, "namespace"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(node, "pod_name"));
+        const char *slash = strchr(pod, '/');
+        bool same = name && !strcmp(slash ? slash + 1 : pod, name) &&
+                    (!slash || (ns && strlen(ns) == (size_t)(slash - pod) &&
+                                !strncmp(pod, ns, (size_t)(slash - pod))));
+        if (!same) {
+            rc = fail("%s is the sidecar of %s/%s, not %s", admin, ns ? ns : "?",
+                      name && *name ? name : "(no pod name)", pod);
+            goto out;
+        }
+    }
+    char *text = cJSON_Print(d);
+    if (!text) {
+        rc = fail("out of memory");
+        goto out;
+    }
+    puts(text);
+    free(text);
+out:
+    cJSON_Delete(d);
+    free(b.p);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opterr = 0;
@@ -463,6 +576,8 @@ int main(int argc, char **argv)
         fputs(usage_top, stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "proxy-config"))
+        return cmd_proxy_config(argc - 1, argv + 1);
     if (strcmp(argv[1], "ca") != 0)
         return usage_error(usage_top, "unknown command \"%s\"", argv[1]);
     if (argc < 3)

@@ -112,5 +112,29 @@ int main(void)
     is_int(cpus_from_cpu_max("50000 100000\n"), 1, "cpu.max 0.5 CPU gives 1");
     is_int(cpus_from_cpu_max("garbage"), 0, "cpu.max garbage ignored");
     ok(cpus_available() >= 1, "cpus_available() >= 1 (%d)", cpus_available());
+    /* where the configuration comes from: parsed fine, refused by options_check_sources */
+    is_int(parse(&o, err, sizeof(err), "--xds", "http://127.0.0.1:15010", "--xds-cache", "/c",
+                 "--xds-token", "/t", "--cert-dir", "/d", NULL),
+           OPTIONS_OK, "--xds, --xds-cache, --xds-token parse");
+    ok(o.xds_url && !strcmp(o.xds_url, "http://127.0.0.1:15010") && !strcmp(o.xds_cache, "/c") &&
+           !strcmp(o.xds_token, "/t"),
+       "  and are kept");
+    is_int(options_check_sources(&o, err, sizeof(err)), 0, "  and go together");
+    bad("--xds", "", "--xds: bad value '': want a URL");
+    parse(&o, err, sizeof(err), "--xds", "http://h:1", "--config", "m.yaml", NULL);
+    ok(options_check_sources(&o, err, sizeof(err)) < 0 &&
+           strstr(err, "--config and --xds both given"),
+       "--config with --xds is refused: %s", err);
+    parse(&o, err, sizeof(err), "--xds", "http://h", NULL);
+    ok(options_check_sources(&o, err, sizeof(err)) < 0 && strstr(err, "--xds: 'http://h': no port"),
+       "--xds without a port is refused: %s", err);
+    parse(&o, err, sizeof(err), "--xds-cache", "/c", NULL);
+    ok(options_check_sources(&o, err, sizeof(err)) < 0 && strstr(err, "--xds-cache needs --xds"),
+       "--xds-cache alone is refused: %s", err);
+    parse(&o, err, sizeof(err), "--xds", "https://h:15012", "--xds-token", "/t", NULL);
+    ok(options_check_sources(&o, err, sizeof(err)) < 0 && strstr(err, "needs --cert-dir"),
+       "--xds-token without --cert-dir is refused: %s", err);
+    parse(&o, err, sizeof(err), NULL);
+    is_int(options_check_sources(&o, err, sizeof(err)), 0, "no sources at all is fine (empty)");
     return tap_done();
 }
