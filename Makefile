@@ -30,6 +30,7 @@ MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -l
 MODEL_LIBS += $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 MODEL_LIBS += $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
 TLS_LIBS   := $(shell pkg-config --libs wolfssl 2>/dev/null || echo -lwolfssl)
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 LIBS        = $(URING_LIBS) $(MODEL_LIBS) $(TLS_LIBS)
 
 Q := $(if $(V),,@)
@@ -50,7 +51,7 @@ LIBSIDECAR := $(BUILD)/libsidecar.a
 LIBINIT    := $(BUILD)/libinit.a
 LIBXDS     := $(BUILD)/libxds.a
 
-PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl
+PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl $(BIN)/ringmesh-xds
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -69,6 +70,8 @@ $(LIBSIDECAR): $(call obj,$(SIDECAR_SRC))
 $(LIBINIT): $(call obj,$(INIT_SRC))
 $(LIBXDS): $(call obj,$(XDS_SRC))
 $(BUILD)/sidecar/%.o: CFLAGS += -Ixds
+# ringmesh-xds's connections reuse the sidecar's buffered socket (sidecar/sock.c).
+$(BUILD)/xds/server%.o $(BUILD)/xds/main_xds.o: CFLAGS += -Isidecar
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,&& true)
@@ -76,7 +79,14 @@ $(BUILD)/lib%.a:
 $(BIN)/ringmeshctl: $(call obj,xds/main_ringmeshctl.c) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
+
+# sock.o (libsidecar) pulls tls.o, which uses ca.o (libxds): libxds is named twice.
+$(BIN)/ringmesh-xds: $(call obj,xds/main_xds.c) $(LIBXDS) $(LIBSIDECAR) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,xds/main_xds.c) $(LIBXDS) $(LIBSIDECAR) $(LIBXDS) \
+	  $(LIBCOMMON) $(LIBS)
 
 $(BIN)/ringmesh-sidecar: $(call obj,sidecar/main.c) $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -118,7 +128,8 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 # Debian packages: build, tests (clients, iptables, netns), demo and bench peers.
 DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev libnghttp2-dev \
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format \
-            nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl
+            nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl \
+            libcurl4-openssl-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \

@@ -169,6 +169,8 @@ static struct store_obj *obj_from_doc(cJSON *doc, const char *file)
         free(o);
         return NULL;
     }
+    /* the version is the store's to give (ringmeshctl get shows it as resourceVersion) */
+    cJSON_DeleteItemFromObjectCaseSensitive((cJSON *)meta, "resourceVersion");
     /* stored and served with its namespace spelled out, so "metadata: {name: a}" and
      * "metadata: {name: a, namespace: default}" are the same object, unchanged */
     if (!cJSON_IsString(ns)) {
