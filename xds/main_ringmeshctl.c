@@ -1121,7 +1121,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "ca") != 0)
         return usage_error(usage_top, "unknown command \"%s\"", argv[1]);
     if (argc < 3)
-        return usage_error(usage_top, "ca: want a subcommand, init, issue or token");
+        return usage_error(usage_top, "ca: want a subcommand: init or issue, or token");
     if (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
         fputs(usage_top, stdout);
         return 0;
