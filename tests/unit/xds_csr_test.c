@@ -120,7 +120,11 @@ static void test_csr(void)
                        now, &cert, err, sizeof(err)),
            -EINVAL, "a leaf outliving the root is refused");
     ok(has(err, "outlives the root"), "saying so");
-    is_int(ca_make_csr("nope", 4, &csr, err, sizeof(err)), -EINVAL, "a CSR needs a key");
+    {
+        char *none = NULL;
+        is_int(ca_make_csr("nope", 4, &none, err, sizeof(err)), -EINVAL, "a CSR needs a key");
+        ok(!none, "and makes none");
+    }
     ok(has(err, "key: "), "naming the key");
 
     free(key);
