@@ -51,7 +51,7 @@ LIBSIDECAR := $(BUILD)/libsidecar.a
 LIBINIT    := $(BUILD)/libinit.a
 LIBXDS     := $(BUILD)/libxds.a
 
-PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl
+PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl $(BIN)/ringmesh-xds
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -70,6 +70,8 @@ $(LIBSIDECAR): $(call obj,$(SIDECAR_SRC))
 $(LIBINIT): $(call obj,$(INIT_SRC))
 $(LIBXDS): $(call obj,$(XDS_SRC))
 $(BUILD)/sidecar/%.o: CFLAGS += -Ixds
+# ringmesh-xds's connections reuse the sidecar's buffered socket (sidecar/sock.c).
+$(BUILD)/xds/server%.o $(BUILD)/xds/main_xds.o: CFLAGS += -Isidecar
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^ $(if $^,,&& true)
@@ -77,7 +79,14 @@ $(BUILD)/lib%.a:
 $(BIN)/ringmeshctl: $(call obj,xds/main_ringmeshctl.c) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD  $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CURL_LIBS)
+
+# sock.o (libsidecar) pulls tls.o, which uses ca.o (libxds): libxds is named twice.
+$(BIN)/ringmesh-xds: $(call obj,xds/main_xds.c) $(LIBXDS) $(LIBSIDECAR) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,xds/main_xds.c) $(LIBXDS) $(LIBSIDECAR) $(LIBXDS) \
+	  $(LIBCOMMON) $(LIBS)
 
 $(BIN)/ringmesh-sidecar: $(call obj,sidecar/main.c) $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ca.h"
 #include "client.h"
-#include "csr.h"
 #include "log.h"
 #include "tls.h"
 
@@ -116,7 +116,8 @@ int identity_issue(const struct identity_config *cfg, bool renewal, time_t *rene
     bool use_cert = renewal && u.tls;
     if (!use_cert && !(token = read_token(cfg->token_path, err, errlen)))
         return -EINVAL;
-    if ((rc = csr_make(cfg->ns, cfg->sa, &key, &csr, why, sizeof(why))) < 0) {
+    if ((rc = ca_key_new(&key, why, sizeof(why))) < 0 ||
+        (rc = ca_make_csr(key, strlen(key), &csr, why, sizeof(why))) < 0) {
         snprintf(err, errlen, "making the key and CSR: %s", why);
         goto out;
     }

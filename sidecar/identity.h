@@ -1,6 +1,6 @@
 /*
  * identity.h - the workload certificate from the mesh CA (--xds-token): a fresh P-256 key
- * and CSR (xds/csr.h), POST /ringmesh.ca.v1/Sign on the control plane (xds_ca_sign), and
+ * and CSR (xds/ca.h: ca_key_new, ca_make_csr), POST /ringmesh.ca.v1/Sign on the control plane (xds_ca_sign), and
  * key.pem, cert-chain.pem, root-cert.pem written into --cert-dir, each through a temporary
  * file and rename(2). The sidecar never loads them from here: main.c's inotify watch on
  * --cert-dir reloads them like any rotation (one credential path, sidecar/tls.c), so open

@@ -31,6 +31,7 @@
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/wolfcrypt/random.h>
 
 #include "ca.h"
@@ -1253,6 +1254,388 @@ out:
         wc_ecc_free(&key);
     if (rkey_ok)
         wc_ecc_free(&rkey);
+    wc_FreeRng(&rng);
+    return rc;
+}
+
+/* ---- certificate signing requests ------------------------------------------------------ */
+
+#define CSR_DER_MAX 2048 /* a P-256 request with a short subject is under 300 bytes */
+
+int ca_key_new(char **out, char *err, size_t errlen)
+{
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    WC_RNG rng;
+    ecc_key key;
+    int rc = -EIO, wrc;
+
+    *out = NULL;
+    if (wc_InitRng(&rng)) {
+        seterr(err, errlen, "wc_InitRng failed");
+        return -EIO;
+    }
+    if (wc_ecc_init(&key)) {
+        seterr(err, errlen, "wc_ecc_init failed");
+        wc_FreeRng(&rng);
+        return -EIO;
+    }
+    if ((wrc = wc_ecc_make_key_ex(&rng, 32, &key, ECC_SECP256R1))) {
+        seterr(err, errlen, "wc_ecc_make_key_ex: %s", wc_GetErrorString(wrc));
+        goto out;
+    }
+    if ((rc = key_to_der(&key, &der, &der_len)) || (rc = key_pem(der, der_len, out)))
+        seterr(err, errlen, "encoding the key failed");
+out:
+    if (der)
+        explicit_bzero(der, der_len);
+    free(der);
+    wc_ecc_free(&key);
+    wc_FreeRng(&rng);
+    return rc;
+}
+
+int ca_make_csr(const char *key_pem_text, size_t key_len, char **csr_pem, char *err, size_t errlen)
+{
+    Cert *c = NULL;
+    uint8_t *der = NULL;
+    const char *why, *step = "";
+    bool key_ok = false;
+    WC_RNG rng;
+    ecc_key key;
+    int rc = -EIO, wrc;
+
+    *csr_pem = NULL;
+    if (pem_key(key_pem_text, key_len, &key, &why)) {
+        seterr(err, errlen, "key: %s", why);
+        return -EINVAL;
+    }
+    key_ok = true;
+    if (wc_InitRng(&rng)) {
+        seterr(err, errlen, "wc_InitRng failed");
+        wc_ecc_free(&key);
+        return -EIO;
+    }
+    if (!(c = wc_CertNew(NULL)) || !(der = malloc(CSR_DER_MAX))) {
+        seterr(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    c->sigType = CTC_SHA256wECDSA;
+    snprintf(c->subject.org, sizeof(c->subject.org), "ringmesh");
+    step = "wc_MakeCertReq_ex";
+    if ((wrc = wc_MakeCertReq_ex(c, der, CSR_DER_MAX, ECC_TYPE, &key)) < 0)
+        goto wolf;
+    step = "wc_SignCert_ex";
+    if ((wrc = wc_SignCert_ex(c->bodySz, c->sigType, der, CSR_DER_MAX, ECC_TYPE, &key, &rng)) < 0)
+        goto wolf;
+    if (!(*csr_pem = to_pem(der, (size_t)wrc, CERTREQ_TYPE))) {
+        seterr(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = 0;
+    goto out;
+wolf:
+    seterr(err, errlen, "%s: %s (%d)", step, wc_GetErrorString(wrc), wrc);
+out:
+    wc_CertFree(c);
+    free(der);
+    if (key_ok)
+        wc_ecc_free(&key);
+    wc_FreeRng(&rng);
+    return rc;
+}
+
+/* The P-256 public key of a PEM PKCS#10 request whose self-signature verifies, into *pub
+ * (initialized here; the caller wc_ecc_free()s it on success). wolfSSL 5.5.4 parses requests
+ * with wolfSSL_X509_REQ_load_certificate_buffer (ParseCert with CERTREQ_TYPE underneath) and
+ * checks their signature with wolfSSL_X509_REQ_verify. 0 or -EINVAL with *why. */
+static int csr_public_key(const char *pem, size_t len, ecc_key *pub, const char **why)
+{
+    WOLFSSL_X509 *req = NULL;
+    WOLFSSL_EVP_PKEY *pkey = NULL;
+    uint8_t spki[256];
+    int spki_len = sizeof(spki), rc = -EINVAL;
+    word32 idx = 0;
+    char *text = malloc(len + 1);
+
+    *why = "out of memory";
+    if (!text)
+        return -ENOMEM;
+    memcpy(text, pem, len);
+    text[len] = '\0';
+    *why = "not a PEM CERTIFICATE REQUEST";
+    if (!strstr(text, "-----BEGIN CERTIFICATE REQUEST-----") ||
+        !(req = wolfSSL_X509_REQ_load_certificate_buffer((const unsigned char *)text, (int)len,
+                                                         WOLFSSL_FILETYPE_PEM)))
+        goto out;
+    *why = "its public key does not decode";
+    if (!(pkey = wolfSSL_X509_get_pubkey(req)))
+        goto out;
+    *why = "its signature does not verify with its public key";
+    if (wolfSSL_X509_REQ_verify(req, pkey) != WOLFSSL_SUCCESS)
+        goto out;
+    /* wolfSSL_X509_get_pubkey_buffer() re-parses the DER as a certificate and fails on a
+     * request; the EVP key re-encodes as a SubjectPublicKeyInfo */
+    *why = "its public key does not encode";
+    {
+        unsigned char *p = NULL;
+        int n = wolfSSL_i2d_PUBKEY(pkey, &p);
+        if (n <= 0 || n > spki_len) {
+            free(p);
+            goto out;
+        }
+        memcpy(spki, p, (size_t)n);
+        spki_len = n;
+        XFREE(p, NULL, DYNAMIC_TYPE_OPENSSL);
+    }
+    if (wc_ecc_init(pub))
+        goto out;
+    *why = "its public key is not an EC key";
+    if (wc_EccPublicKeyDecode(spki, &idx, pub, (word32)spki_len)) {
+        wc_ecc_free(pub);
+        goto out;
+    }
+    if (!pub->dp || pub->dp->id != ECC_SECP256R1) {
+        *why = "its public key is not P-256";
+        wc_ecc_free(pub);
+        goto out;
+    }
+    rc = 0;
+out:
+    wolfSSL_EVP_PKEY_free(pkey);
+    wolfSSL_X509_free(req);
+    free(text);
+    return rc;
+}
+
+int ca_sign_csr(const struct ca_root *root, const char *csr_pem, size_t csr_len,
+                const char *spiffe_id, unsigned ttl_s, time_t now, char **cert_pem, char *err,
+                size_t errlen)
+{
+    char reason[256], t1[32], t2[32];
+    struct cert_spec spec;
+    const char *why;
+    uint8_t *der = NULL;
+    size_t der_len = 0, td_len;
+    ecc_key pub, rkey;
+    WC_RNG rng;
+    int rc;
+
+    *cert_pem = NULL;
+    if (!spiffe_id || ca_spiffe_id_check(spiffe_id, strlen(spiffe_id), true, reason,
+                                         sizeof(reason))) {
+        seterr(err, errlen, "SPIFFE ID: %s", spiffe_id ? reason : "missing");
+        return -EINVAL;
+    }
+    td_len = strcspn(spiffe_id + 9, "/");
+    if (root->td[0] && (strlen(root->td) != td_len || memcmp(spiffe_id + 9, root->td, td_len))) {
+        seterr(err, errlen, "SPIFFE ID %s is not in the root's trust domain %s", spiffe_id,
+               root->td);
+        return -EINVAL;
+    }
+    if (ttl_s < 60 || ttl_s > (unsigned)CA_LEAF_MAX_HOURS * 3600) {
+        seterr(err, errlen, "lifetime of %u s: want 60..%d", ttl_s, CA_LEAF_MAX_HOURS * 3600);
+        return -EINVAL;
+    }
+    fmt_time(root->not_after, t1, sizeof(t1));
+    if (now + (time_t)ttl_s > root->not_after) {
+        fmt_time(now + (time_t)ttl_s, t2, sizeof(t2));
+        seterr(err, errlen, "lifetime of %u s (to %s) outlives the root, which expires at %s",
+               ttl_s, t2, t1);
+        return -EINVAL;
+    }
+    if ((rc = csr_public_key(csr_pem, csr_len, &pub, &why))) {
+        seterr(err, errlen, "csr: %s", why);
+        return rc;
+    }
+    if (wc_InitRng(&rng)) {
+        seterr(err, errlen, "wc_InitRng failed");
+        wc_ecc_free(&pub);
+        return -EIO;
+    }
+    if (key_from_der(root->key_der, root->key_len, &rkey)) {
+        seterr(err, errlen, "the root's key does not decode");
+        rc = -EIO;
+        goto out_rng;
+    }
+    spec = (struct cert_spec){
+        .is_ca = false,
+        .ku = "digitalSignature",
+        .eku = "serverAuth,clientAuth",
+        .org = "ringmesh",
+        .uri = spiffe_id,
+        .not_before = now - CA_CLOCK_SKEW_S,
+        .not_after = now + (time_t)ttl_s,
+        .key = &pub,
+        .issuer_key = &rkey,
+        .issuer_der = root->cert_der,
+        .issuer_len = root->cert_len,
+    };
+    if (!(rc = make_cert(&spec, &rng, &der, &der_len, err, errlen)) &&
+        !(*cert_pem = to_pem(der, der_len, CERT_TYPE))) {
+        seterr(err, errlen, "out of memory");
+        rc = -ENOMEM;
+    }
+    free(der);
+    wc_ecc_free(&rkey);
+out_rng:
+    wc_FreeRng(&rng);
+    wc_ecc_free(&pub);
+    return rc;
+}
+
+/* ---- bootstrap tokens ------------------------------------------------------------------ */
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[p[i] >> 4];
+        out[2 * i + 1] = d[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int token_mac(const uint8_t key[CA_TOKEN_KEY_LEN], const char *msg, size_t len,
+                     uint8_t mac[WC_SHA256_DIGEST_SIZE])
+{
+    Hmac h;
+    int rc = -EIO;
+    if (wc_HmacInit(&h, NULL, INVALID_DEVID))
+        return -EIO;
+    if (!wc_HmacSetKey(&h, WC_SHA256, key, CA_TOKEN_KEY_LEN) &&
+        !wc_HmacUpdate(&h, (const byte *)msg, (word32)len) && !wc_HmacFinal(&h, mac))
+        rc = 0;
+    wc_HmacFree(&h);
+    return rc;
+}
+
+int ca_token_make(const uint8_t key[CA_TOKEN_KEY_LEN], const char *ns, const char *sa,
+                  time_t expires, char *out, size_t outlen, char *err, size_t errlen)
+{
+    uint8_t mac[WC_SHA256_DIGEST_SIZE];
+    char mac_hex[2 * WC_SHA256_DIGEST_SIZE + 1];
+    int n;
+
+    if (!ns || !model_is_dns_label(ns)) {
+        seterr(err, errlen, "namespace \"%s\": want a DNS label", ns ? ns : "");
+        return -EINVAL;
+    }
+    if (!sa || !model_is_dns_subdomain(sa)) {
+        seterr(err, errlen, "service account \"%s\": want a DNS subdomain", sa ? sa : "");
+        return -EINVAL;
+    }
+    n = snprintf(out, outlen, "rm1_%s_%s_%lld", ns, sa, (long long)expires);
+    if (n < 0 || (size_t)n + 1 + sizeof(mac_hex) > outlen) {
+        seterr(err, errlen, "token buffer too small");
+        return -EINVAL;
+    }
+    if (token_mac(key, out, (size_t)n, mac)) {
+        seterr(err, errlen, "HMAC-SHA256 failed");
+        return -EIO;
+    }
+    hex(mac, sizeof(mac), mac_hex);
+    snprintf(out + n, outlen - (size_t)n, "_%s", mac_hex);
+    return 0;
+}
+
+int ca_token_check(const uint8_t key[CA_TOKEN_KEY_LEN], const char *token, time_t now, char *ns,
+                   size_t nslen, char *sa, size_t salen, char *err, size_t errlen)
+{
+    uint8_t mac[WC_SHA256_DIGEST_SIZE];
+    char want[2 * WC_SHA256_DIGEST_SIZE + 1], when[32];
+    const char *p[4], *last;
+    size_t len = token ? strnlen(token, CA_TOKEN_MAX) : 0, body_len, diff = 0;
+    long long exp = 0;
+
+    if (!token || len >= CA_TOKEN_MAX || strncmp(token, "rm1_", 4) != 0)
+        goto malformed;
+    /* rm1 _ ns _ sa _ expires _ mac */
+    p[0] = token + 4;
+    for (int i = 1; i < 4; i++)
+        if (!(p[i] = strchr(p[i - 1], '_')) || !*++p[i])
+            goto malformed;
+    if (strchr(p[3], '_') || strlen(p[3]) != 2 * WC_SHA256_DIGEST_SIZE)
+        goto malformed;
+    last = p[3] - 1;
+    body_len = (size_t)(last - token);
+    if ((size_t)(p[1] - 1 - p[0]) >= nslen || (size_t)(p[2] - 1 - p[1]) >= salen)
+        goto malformed;
+    if (token_mac(key, token, body_len, mac)) {
+        seterr(err, errlen, "HMAC-SHA256 failed");
+        return -EACCES;
+    }
+    hex(mac, sizeof(mac), want);
+    for (size_t i = 0; i < sizeof(want) - 1; i++) /* constant time */
+        diff |= (size_t)(want[i] ^ p[3][i]);
+    if (diff) {
+        seterr(err, errlen, "bad signature (not made with this CA's token key)");
+        return -EACCES;
+    }
+    memcpy(ns, p[0], (size_t)(p[1] - 1 - p[0]));
+    ns[p[1] - 1 - p[0]] = '\0';
+    memcpy(sa, p[1], (size_t)(p[2] - 1 - p[1]));
+    sa[p[2] - 1 - p[1]] = '\0';
+    for (const char *q = p[2]; q < last; q++) {
+        if (*q < '0' || *q > '9' || exp > (1LL << 40))
+            goto malformed;
+        exp = exp * 10 + (*q - '0');
+    }
+    if (!model_is_dns_label(ns) || !model_is_dns_subdomain(sa))
+        goto malformed;
+    if ((time_t)exp <= now) {
+        fmt_time((time_t)exp, when, sizeof(when));
+        seterr(err, errlen, "token expired at %s", when);
+        return -EACCES;
+    }
+    return 0;
+malformed:
+    seterr(err, errlen, "malformed token (want rm1_<ns>_<sa>_<expiry>_<mac>)");
+    return -EACCES;
+}
+
+int ca_token_key_parse(const char *text, size_t len, uint8_t key[CA_TOKEN_KEY_LEN])
+{
+    size_t i = 0, n = 0;
+    while (i < len && strchr(" \t\r\n", text[i]))
+        i++;
+    for (; n < 2 * CA_TOKEN_KEY_LEN; n++, i++) {
+        int v;
+        if (i >= len)
+            return -EINVAL;
+        char ch = text[i];
+        if (ch >= '0' && ch <= '9')
+            v = ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            v = ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F')
+            v = ch - 'A' + 10;
+        else
+            return -EINVAL;
+        if (n % 2 == 0)
+            key[n / 2] = (uint8_t)(v << 4);
+        else
+            key[n / 2] |= (uint8_t)v;
+    }
+    while (i < len && strchr(" \t\r\n", text[i]))
+        i++;
+    return i == len ? 0 : -EINVAL;
+}
+
+int ca_token_key_new(char key_hex[2 * CA_TOKEN_KEY_LEN + 1])
+{
+    uint8_t key[CA_TOKEN_KEY_LEN];
+    WC_RNG rng;
+    int rc = -EIO;
+    if (wc_InitRng(&rng))
+        return -EIO;
+    if (!wc_RNG_GenerateBlock(&rng, key, sizeof(key))) {
+        hex(key, sizeof(key), key_hex);
+        rc = 0;
+    }
+    explicit_bzero(key, sizeof(key));
     wc_FreeRng(&rng);
     return rc;
 }

@@ -137,4 +137,55 @@ int ca_svid_id(const uint8_t *der, size_t len, char *id, size_t idlen, char *err
  * only read. */
 int ca_svid_id_x509(struct WOLFSSL_X509 *x509, char *id, size_t idlen, char *err, size_t errlen);
 
+/* ---- certificate signing requests (the sidecar asks ringmesh-xds for its SVID) ---------- */
+
+/* A new ECDSA P-256 private key as PEM ("EC PRIVATE KEY", SEC 1 with the public key) in
+ * *key_pem (malloc'd, NUL-terminated; the caller wipes and frees it). 0, -ENOMEM or -EIO. */
+int ca_key_new(char **key_pem, char *err, size_t errlen);
+
+/* Makes a PKCS#10 certificate request for key_pem[0..key_len) (a P-256 key, SEC 1 or
+ * unencrypted PKCS#8 PEM, e.g. from ca_key_new()), signed with that key (ECDSA SHA-256),
+ * subject O=ringmesh and nothing else: the CA takes the identity from the requester, never
+ * from the CSR (xds/PROTOCOL.md, "CA"). *csr_pem receives the "CERTIFICATE REQUEST" PEM,
+ * malloc'd and NUL-terminated; the caller frees it. Returns 0, -EINVAL (err "key: ..."),
+ * -ENOMEM or -EIO. The sidecar calls this before POST /ringmesh.ca.v1/Sign. */
+int ca_make_csr(const char *key_pem, size_t key_len, char **csr_pem, char *err, size_t errlen);
+
+/* Issues a workload SVID for the public key of the PKCS#10 request csr_pem[0..csr_len)
+ * (PEM): the CSR's self-signature must verify and its key must be P-256; everything else in
+ * it (subject, extensions) is ignored. spiffe_id (a workload ID, ca_spiffe_id_check() with a
+ * path, in the root's trust domain) is the one URI SAN; the leaf is made as ca_issue() makes
+ * one, valid from now - CA_CLOCK_SKEW_S for ttl_s seconds (60..CA_LEAF_MAX_HOURS * 3600,
+ * not past the root's expiry). *cert_pem receives the leaf's PEM (malloc'd; the caller
+ * frees it). Returns 0, -EINVAL (err starts "csr: " for a bad request, else names the ID or
+ * lifetime), -ENOMEM or -EIO. */
+int ca_sign_csr(const struct ca_root *root, const char *csr_pem, size_t csr_len,
+                const char *spiffe_id, unsigned ttl_s, time_t now, char **cert_pem, char *err,
+                size_t errlen);
+
+/* ---- bootstrap tokens (ringmeshctl ca token; checked by ringmesh-xds) ------------------- */
+
+#define CA_TOKEN_KEY_LEN 32   /* bytes of HMAC-SHA256 key */
+#define CA_TOKEN_MAX     512  /* a token's length, NUL included, always fits */
+#define CA_TOKEN_FILE    "token-key" /* in the CA directory: the key, 64 hex digits */
+
+/* A bootstrap token naming ns (a DNS label) and sa (a DNS subdomain), valid until expires:
+ * "rm1_<ns>_<sa>_<expires, decimal seconds>_<hex HMAC-SHA256 of "rm1_<ns>_<sa>_<expires>"
+ * with key>" ('_' is in neither name syntax and is a token68 character, so the token is a
+ * valid Bearer credential). Written NUL-terminated into out (CA_TOKEN_MAX fits). 0 or
+ * -EINVAL naming the bad part. */
+int ca_token_make(const uint8_t key[CA_TOKEN_KEY_LEN], const char *ns, const char *sa,
+                  time_t expires, char *out, size_t outlen, char *err, size_t errlen);
+
+/* Checks token (NUL-terminated) against key at now: its MAC (compared in constant time),
+ * its syntax and its expiry. Fills ns (at least 64 bytes) and sa (at least 254 bytes).
+ * 0, or -EACCES with the reason ("malformed token", "bad signature", "expired at ..."). */
+int ca_token_check(const uint8_t key[CA_TOKEN_KEY_LEN], const char *token, time_t now, char *ns,
+                   size_t nslen, char *sa, size_t salen, char *err, size_t errlen);
+
+/* Parses the token key file's text (64 hex digits, surrounding white space allowed).
+ * 0 or -EINVAL. And makes a new random key into key_hex (65 bytes: hex + NUL). 0 or -EIO. */
+int ca_token_key_parse(const char *text, size_t len, uint8_t key[CA_TOKEN_KEY_LEN]);
+int ca_token_key_new(char key_hex[2 * CA_TOKEN_KEY_LEN + 1]);
+
 #endif

@@ -1,5 +1,15 @@
 /*
- * main_ringmeshctl.c - ringmeshctl, the mesh's command line. For now the CA:
+ * main_ringmeshctl.c - ringmeshctl, the mesh's command line. The control plane's API (libcurl
+ * to ringmesh-xds's 15014, xds/PROTOCOL.md "API on 15014"; --server, else
+ * $RINGMESH_XDS_API, else http://127.0.0.1:15014):
+ *
+ *   ringmeshctl apply -f FILE|DIR|-          all or nothing; prints what each object became
+ *   ringmeshctl delete KIND NAME [-n NS] | delete -f FILE
+ *   ringmeshctl get KIND [NAME] [-n NS] [-o yaml|json]     a table by default
+ *   ringmeshctl proxy-status                  the sidecars connected and what they ACKed
+ *   ringmeshctl ca token --dir D --ns N --sa S [--ttl 24h]  a bootstrap token for Sign
+ *
+ * and the CA:
  *
  *   ringmeshctl ca init  --dir D [--trust-domain cluster.local] [--days 3650] [--force]
  *       D/root-cert.pem, D/root-key.pem (0600): a new ECDSA P-256 root
@@ -26,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
@@ -39,9 +51,17 @@ static const char usage_top[] =
     "usage: ringmeshctl <command> [flags]\n"
     "\n"
     "commands:\n"
-    "  ca init    create the mesh's root CA (ECDSA P-256)\n"
-    "  ca issue   issue a workload's key and X.509-SVID signed by that root\n"
-    "  proxy-config [POD]  a sidecar's compiled configuration (its admin /config_dump)\n"
+    "  apply          apply manifests to the control plane (ringmesh-xds)\n"
+    "  delete         delete objects from it\n"
+    "  get            show its objects\n"
+    "  proxy-status   the sidecars connected to it and what they ACKed or NACKed\n"
+    "  proxy-config   a sidecar's compiled configuration (its admin /config_dump)\n"
+    "  ca init        create the mesh's root CA (ECDSA P-256)\n"
+    "  ca issue       issue a workload's key and X.509-SVID signed by that root\n"
+    "  ca token       make a bootstrap token for a workload's first certificate\n"
+    "\n"
+    "The control plane commands talk to --server URL (default $RINGMESH_XDS_API, else\n"
+    "http://127.0.0.1:15014) and send --token T ($RINGMESH_XDS_TOKEN) when given.\n"
     "\n"
     "ringmeshctl <command> --help describes a command's flags.\n";
 
@@ -222,7 +242,8 @@ static void fmt_time(time_t t, char *buf, size_t cap)
 }
 
 /* Flags shared by the subcommands; each uses some. */
-enum { OPT_DIR = 1, OPT_TD, OPT_DAYS, OPT_HOURS, OPT_NS, OPT_SA, OPT_OUT, OPT_FORCE, OPT_HELP };
+enum { OPT_DIR = 1, OPT_TD, OPT_DAYS, OPT_HOURS, OPT_NS, OPT_SA, OPT_OUT, OPT_FORCE, OPT_HELP,
+       OPT_TTL, OPT_FILE, OPT_OUTPUT, OPT_SERVER, OPT_TOKEN };
 
 /* getopt_long with our own messages: returns the option, -1 at the end, or 0 after printing a
  * usage error (into *rc). */
@@ -564,6 +585,629 @@ out:
     return rc;
 }
 
+/* ---- the control plane's API ------------------------------------------------------------ */
+
+static const char usage_token[] =
+    "usage: ringmeshctl ca token --dir DIR --ns NS --sa SA [--ttl D]\n"
+    "\n"
+    "Prints a bootstrap token naming the identity spiffe://TD/ns/NS/sa/SA: an HMAC-SHA256\n"
+    "with DIR's token key (DIR/token-key, created when missing). A sidecar sends it as\n"
+    "authorization: Bearer TOKEN with its first POST /ringmesh.ca.v1/Sign.\n"
+    "\n"
+    "  --dir DIR     the CA directory (ringmeshctl ca init; ringmesh-xds --ca-dir)\n"
+    "  --ns NS       the workload's namespace (a DNS label)\n"
+    "  --sa SA       its service account (a DNS subdomain)\n"
+    "  --ttl D       how long the token is good for (default 24h; 1m..366d)\n"
+    "  --help        this text\n";
+
+static const char usage_apply[] =
+    "usage: ringmeshctl apply -f FILE|DIR|- [--server URL] [--token T]\n"
+    "\n"
+    "Applies the manifests (YAML or JSON, multi-document) of FILE, of every *.yaml, *.yml and\n"
+    "*.json in DIR, or of standard input, all or nothing: the control plane validates them\n"
+    "together with what it holds and saves them to its manifest directory. Prints each\n"
+    "object's Kind namespace/name and created, configured or unchanged.\n";
+
+static const char usage_delete[] =
+    "usage: ringmeshctl delete KIND NAME [-n NS] [--server URL] [--token T]\n"
+    "       ringmeshctl delete -f FILE [--server URL] [--token T]\n"
+    "\n"
+    "Deletes an object (namespace default unless -n), or every object FILE names.\n"
+    "KIND: Service, EndpointSlice, HTTPRoute, DestinationPolicy, AuthorizationPolicy,\n"
+    "PeerAuthentication (any case, plural or short: svc, httproutes, ...).\n";
+
+static const char usage_get[] =
+    "usage: ringmeshctl get KIND [NAME] [-n NS] [-o yaml|json] [--server URL]\n"
+    "\n"
+    "Shows objects of KIND (all namespaces unless -n; one object with NAME, namespace\n"
+    "default unless -n): a table of NAMESPACE NAME VERSION, or the objects as YAML or JSON\n"
+    "(with metadata.resourceVersion, the store revision of their last change).\n";
+
+static const char usage_ps[] =
+    "usage: ringmeshctl proxy-status [-o json] [--server URL]\n"
+    "\n"
+    "One line per connected sidecar and type: the version it ACKed last, the nonce it has\n"
+    "not answered yet, and its last NACK.\n";
+
+struct http_resp {
+    long status;
+    char *body;
+    size_t len;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct http_resp *r = arg;
+    size_t len = size * n;
+    char *b = realloc(r->body, r->len + len + 1);
+    if (!b)
+        return 0;
+    memcpy(b + r->len, p, len);
+    r->body = b;
+    r->len += len;
+    b[r->len] = 0;
+    return len;
+}
+
+static const char *server_url(const char *flag)
+{
+    const char *env = getenv("RINGMESH_XDS_API");
+    return flag ? flag : env && *env ? env : "http://127.0.0.1:15014";
+}
+
+/* One request to the API. Returns 0 with *r filled (any status), or 1 after printing why
+ * the server could not be asked. */
+static int api_call(const char *server, const char *token, const char *method, const char *path,
+                    const char *body, size_t len, const char *source, struct http_resp *r)
+{
+    char url[2048], hdr[600], src[600];
+    struct curl_slist *h = NULL;
+    CURL *c = curl_easy_init();
+    CURLcode rc;
+
+    memset(r, 0, sizeof(*r));
+    if (!c)
+        return fail("libcurl: cannot start");
+    snprintf(url, sizeof(url), "%s%s", server, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (!token)
+        token = getenv("RINGMESH_XDS_TOKEN");
+    if (token && *token) {
+        snprintf(hdr, sizeof(hdr), "authorization: Bearer %s", token);
+        h = curl_slist_append(h, hdr);
+    }
+    if (source) {
+        snprintf(src, sizeof(src), "x-ringmesh-source: %s", source);
+        h = curl_slist_append(h, src);
+    }
+    if (body) {
+        h = curl_slist_append(h, "content-type: application/yaml");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (rc != CURLE_OK) {
+        free(r->body);
+        r->body = NULL;
+        return fail("%s: %s", url, curl_easy_strerror(rc));
+    }
+    return 0;
+}
+
+/* Prints the server's {"error":...} (or its status) and returns 1. */
+static int server_error(const struct http_resp *r)
+{
+    cJSON *o = r->body ? cJSON_Parse(r->body) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    int rc = fail("%s", cJSON_IsString(e) ? e->valuestring : r->body ? r->body : "(no body)");
+    if (!cJSON_IsString(e))
+        fprintf(stderr, "(HTTP status %ld)\n", r->status);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Common flags of the API commands: -f, -n, -o, --server, --token. */
+struct api_flags {
+    const char *file, *ns, *output, *server, *token;
+};
+
+static int api_opts(int argc, char **argv, const char *usage, struct api_flags *f, int *rc)
+{
+    static const struct option opts[] = {
+        {"filename", required_argument, NULL, 'f'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"output", required_argument, NULL, 'o'},
+        {"server", required_argument, NULL, OPT_SERVER},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    memset(f, 0, sizeof(*f));
+    while ((c = getopt_long(argc, argv, ":f:n:o:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            f->file = optarg;
+            break;
+        case 'n':
+            if (!model_is_dns_label(optarg)) {
+                *rc = usage_error(usage, "-n \"%s\": want a namespace (a DNS label)", optarg);
+                return -1;
+            }
+            f->ns = optarg;
+            break;
+        case 'o':
+            if (strcmp(optarg, "yaml") && strcmp(optarg, "json")) {
+                *rc = usage_error(usage, "-o: want yaml or json, got \"%s\"", optarg);
+                return -1;
+            }
+            f->output = optarg;
+            break;
+        case OPT_SERVER:
+            f->server = optarg;
+            break;
+        case OPT_TOKEN:
+            f->token = optarg;
+            break;
+        case OPT_HELP:
+            fputs(usage, stdout);
+            *rc = 0;
+            return -1;
+        case ':':
+            *rc = usage_error(usage, "%s needs a value", argv[optind - 1]);
+            return -1;
+        default:
+            *rc = usage_error(usage, "unknown flag %s", argv[optind - 1]);
+            return -1;
+        }
+    }
+    f->server = server_url(f->server);
+    return 0;
+}
+
+static bool is_manifest_name(const char *n)
+{
+    size_t l = strlen(n);
+    return n[0] != '.' && ((l > 5 && !strcmp(n + l - 5, ".yaml")) ||
+                           (l > 4 && !strcmp(n + l - 4, ".yml")) ||
+                           (l > 5 && !strcmp(n + l - 5, ".json")));
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads FILE, -, or DIR (each manifest checked here, so errors name its file, then sent as
+ * one JSON List so the directory applies all or nothing). *src names it. */
+static int read_manifests(const char *what, char **out, size_t *len)
+{
+    struct stat st;
+    char err[2048];
+    if (strcmp(what, "-") && stat(what, &st))
+        return fail("-f %s: %s", what, strerror(errno));
+    if (!strcmp(what, "-") || !S_ISDIR(st.st_mode)) {
+        FILE *f = strcmp(what, "-") ? fopen(what, "rb") : stdin;
+        size_t cap = 65536, n = 0;
+        char *buf = malloc(cap);
+        if (!f)
+            return fail("-f %s: %s", what, strerror(errno));
+        while (buf) {
+            if (n == cap) {
+                char *b = cap > MODEL_MAX_FILE_BYTES ? NULL : realloc(buf, cap * 2);
+                if (!b) {
+                    free(buf);
+                    buf = NULL;
+                    break;
+                }
+                buf = b;
+                cap *= 2;
+            }
+            size_t r = fread(buf + n, 1, cap - n, f);
+            if (!r)
+                break;
+            n += r;
+        }
+        if (f != stdin)
+            fclose(f);
+        if (!buf)
+            return fail("-f %s: too large or out of memory", what);
+        *out = buf;
+        *len = n;
+        return 0;
+    }
+    DIR *d = opendir(what);
+    struct dirent *de;
+    char **names = NULL;
+    size_t nn = 0;
+    if (!d)
+        return fail("-f %s: %s", what, strerror(errno));
+    while ((de = readdir(d)))
+        if (is_manifest_name(de->d_name)) {
+            names = realloc(names, (nn + 1) * sizeof(*names));
+            names[nn++] = strdup(de->d_name);
+        }
+    closedir(d);
+    if (nn)
+        qsort(names, nn, sizeof(*names), name_cmp);
+    cJSON *list = cJSON_CreateObject(), *items = cJSON_CreateArray();
+    cJSON_AddStringToObject(list, "apiVersion", "v1");
+    cJSON_AddStringToObject(list, "kind", "List");
+    cJSON_AddItemToObject(list, "items", items);
+    int rc = 0;
+    for (size_t i = 0; i < nn; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", what, names[i]);
+        char *buf;
+        size_t blen;
+        if (!rc && (rc = read_all(path, &buf, &blen))) {
+            rc = fail("%s: %s", path, strerror(-rc));
+        } else if (!rc) {
+            struct model_set *set = model_load_buffer_docs(path, buf, blen, items, err,
+                                                           sizeof(err));
+            free(buf);
+            if (!set)
+                rc = fail("%s", err);
+            model_set_free(set);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (!rc && !(*out = cJSON_PrintUnformatted(list)))
+        rc = fail("out of memory");
+    if (!rc)
+        *len = strlen(*out);
+    cJSON_Delete(list);
+    return rc;
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+    struct api_flags f;
+    struct http_resp r;
+    char *body = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    cmd_name = "ringmeshctl apply";
+    if (api_opts(argc, argv, usage_apply, &f, &rc))
+        return rc;
+    if (optind < argc)
+        return usage_error(usage_apply, "unexpected argument \"%s\"", argv[optind]);
+    if (!f.file)
+        return usage_error(usage_apply, "-f is required");
+    if ((rc = read_manifests(f.file, &body, &len)))
+        return rc;
+    rc = api_call(f.server, f.token, "POST", "/api/v1/apply", body, len,
+                  strcmp(f.file, "-") ? f.file : "<stdin>", &r);
+    free(body);
+    if (rc)
+        return rc;
+    if (r.status != 200) {
+        rc = server_error(&r);
+    } else {
+        cJSON *o = cJSON_Parse(r.body), *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(o, "applied"))
+        {
+            printf("%s %s/%s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(e, "kind")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(e, "namespace")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(e, "name")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(e, "action")));
+        }
+        cJSON_Delete(o);
+    }
+    free(r.body);
+    return rc;
+}
+
+static int delete_one(const struct api_flags *f, const char *kind, const char *ns, const char *name)
+{
+    char path[1024];
+    struct http_resp r;
+    int rc;
+    snprintf(path, sizeof(path), "/api/v1/%s/%s/%s", kind, ns, name);
+    if ((rc = api_call(f->server, f->token, "DELETE", path, NULL, 0, NULL, &r)))
+        return rc;
+    if (r.status != 200)
+        rc = server_error(&r);
+    else
+        printf("%s %s/%s deleted\n", kind, ns, name);
+    free(r.body);
+    return rc;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+    struct api_flags f;
+    char err[2048];
+    int rc = 0;
+
+    cmd_name = "ringmeshctl delete";
+    if (api_opts(argc, argv, usage_delete, &f, &rc))
+        return rc;
+    if (f.file) {
+        if (optind < argc)
+            return usage_error(usage_delete, "-f takes no KIND NAME");
+        cJSON *docs = cJSON_CreateArray(), *d;
+        struct model_set *set;
+        char *buf;
+        size_t len;
+        if ((rc = read_manifests(f.file, &buf, &len))) {
+            cJSON_Delete(docs);
+            return rc;
+        }
+        set = model_load_buffer_docs(f.file, buf, len, docs, err, sizeof(err));
+        free(buf);
+        if (!set) {
+            cJSON_Delete(docs);
+            return fail("%s", err);
+        }
+        model_set_free(set);
+        cJSON_ArrayForEach(d, docs)
+        {
+            cJSON *meta = cJSON_GetObjectItem(d, "metadata");
+            const char *ns = cJSON_GetStringValue(cJSON_GetObjectItem(meta, "namespace"));
+            int one = delete_one(&f, cJSON_GetStringValue(cJSON_GetObjectItem(d, "kind")),
+                                 ns ? ns : "default",
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name")));
+            if (one)
+                rc = one;
+        }
+        cJSON_Delete(docs);
+        return rc;
+    }
+    if (argc - optind != 2)
+        return usage_error(usage_delete, "want KIND NAME (or -f FILE)");
+    return delete_one(&f, argv[optind], f.ns ? f.ns : "default", argv[optind + 1]);
+}
+
+/* A small YAML writer for cJSON: block mappings and sequences, scalars as JSON (valid YAML
+ * flow scalars), so the output loads back with the model. */
+static void yaml_out(const cJSON *v, int indent, bool in_seq)
+{
+    const cJSON *c;
+    bool first = true;
+    if (cJSON_IsObject(v) && v->child) {
+        cJSON_ArrayForEach(c, v)
+        {
+            if (!(in_seq && first))
+                printf("%*s", indent, "");
+            first = false;
+            printf("%s:", c->string);
+            if ((cJSON_IsObject(c) && c->child) || (cJSON_IsArray(c) && c->child)) {
+                printf("\n");
+                yaml_out(c, indent + 2, false);
+            } else {
+                char *s = cJSON_PrintUnformatted(c);
+                printf(" %s\n", s);
+                free(s);
+            }
+        }
+    } else if (cJSON_IsArray(v) && v->child) {
+        cJSON_ArrayForEach(c, v)
+        {
+            printf("%*s- ", indent, "");
+            if ((cJSON_IsObject(c) && c->child) || (cJSON_IsArray(c) && c->child)) {
+                if (cJSON_IsArray(c))
+                    printf("\n");
+                yaml_out(c, indent + 2, cJSON_IsObject(c));
+            } else {
+                char *s = cJSON_PrintUnformatted(c);
+                printf("%s\n", s);
+                free(s);
+            }
+        }
+    } else {
+        char *s = cJSON_PrintUnformatted(v);
+        printf("%*s%s\n", indent, "", s);
+        free(s);
+    }
+}
+
+static int cmd_get(int argc, char **argv)
+{
+    struct api_flags f;
+    struct http_resp r;
+    char path[1024];
+    int rc = 0;
+
+    cmd_name = "ringmeshctl get";
+    if (api_opts(argc, argv, usage_get, &f, &rc))
+        return rc;
+    if (argc - optind < 1 || argc - optind > 2)
+        return usage_error(usage_get, "want KIND [NAME]");
+    if (argc - optind == 2)
+        snprintf(path, sizeof(path), "/api/v1/%s/%s/%s", argv[optind], f.ns ? f.ns : "default",
+                 argv[optind + 1]);
+    else if (f.ns)
+        snprintf(path, sizeof(path), "/api/v1/%s/%s", argv[optind], f.ns);
+    else
+        snprintf(path, sizeof(path), "/api/v1/%s", argv[optind]);
+    if ((rc = api_call(f.server, f.token, "GET", path, NULL, 0, NULL, &r)))
+        return rc;
+    if (r.status != 200) {
+        rc = server_error(&r);
+        free(r.body);
+        return rc;
+    }
+    cJSON *o = cJSON_Parse(r.body);
+    if (f.output && !strcmp(f.output, "json")) {
+        char *s = cJSON_Print(o);
+        printf("%s\n", s);
+        free(s);
+    } else if (f.output) {
+        const cJSON *items = cJSON_GetObjectItem(o, "items"), *it;
+        if (items) {
+            cJSON_ArrayForEach(it, items)
+            {
+                printf("---\n");
+                yaml_out(it, 0, false);
+            }
+        } else {
+            yaml_out(o, 0, false);
+        }
+    } else {
+        const cJSON *items = cJSON_GetObjectItem(o, "items"), *it;
+        printf("%-20s %-40s %s\n", "NAMESPACE", "NAME", "VERSION");
+        if (!items) { /* one object */
+            cJSON *meta = cJSON_GetObjectItem(o, "metadata");
+            printf("%-20s %-40s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(meta, "namespace")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(meta, "resourceVersion")));
+        }
+        cJSON_ArrayForEach(it, items)
+        {
+            cJSON *meta = cJSON_GetObjectItem(it, "metadata");
+            printf("%-20s %-40s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(meta, "namespace")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(meta, "name")),
+                   cJSON_GetStringValue(cJSON_GetObjectItem(meta, "resourceVersion")));
+        }
+    }
+    cJSON_Delete(o);
+    free(r.body);
+    return 0;
+}
+
+static int cmd_proxy_status(int argc, char **argv)
+{
+    struct api_flags f;
+    struct http_resp r;
+    int rc = 0;
+
+    cmd_name = "ringmeshctl proxy-status";
+    if (api_opts(argc, argv, usage_ps, &f, &rc))
+        return rc;
+    if (optind < argc)
+        return usage_error(usage_ps, "unexpected argument \"%s\"", argv[optind]);
+    if ((rc = api_call(f.server, f.token, "GET", "/api/v1/proxy-status", NULL, 0, NULL, &r)))
+        return rc;
+    if (r.status != 200) {
+        rc = server_error(&r);
+        free(r.body);
+        return rc;
+    }
+    cJSON *o = cJSON_Parse(r.body), *p, *t;
+    if (f.output) {
+        char *s = cJSON_Print(o);
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("%-24s %-16s %-42s %-6s %-8s %s\n", "POD", "NAMESPACE", "TYPE", "ACKED", "PENDING",
+               "LAST NACK");
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(o, "proxies"))
+        {
+            cJSON_ArrayForEach(t, cJSON_GetObjectItem(p, "types"))
+            {
+                cJSON *n = cJSON_GetObjectItem(t, "last_nack");
+                const char *acked = cJSON_GetStringValue(cJSON_GetObjectItem(t, "acked_version"));
+                const char *pend = cJSON_GetStringValue(cJSON_GetObjectItem(t, "pending_nonce"));
+                printf("%-24s %-16s %-42s %-6s %-8s ",
+                       cJSON_GetStringValue(cJSON_GetObjectItem(p, "pod")),
+                       cJSON_GetStringValue(cJSON_GetObjectItem(p, "namespace")), t->string,
+                       acked && *acked ? acked : "-", pend && *pend ? pend : "-");
+                if (cJSON_IsObject(n))
+                    printf("nonce %s at %s: %s\n",
+                           cJSON_GetStringValue(cJSON_GetObjectItem(n, "nonce")),
+                           cJSON_GetStringValue(cJSON_GetObjectItem(n, "at")),
+                           cJSON_GetStringValue(cJSON_GetObjectItem(n, "message")));
+                else
+                    printf("-\n");
+            }
+        }
+    }
+    cJSON_Delete(o);
+    free(r.body);
+    return 0;
+}
+
+static int cmd_ca_token(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, OPT_DIR},  {"ns", required_argument, NULL, OPT_NS},
+        {"sa", required_argument, NULL, OPT_SA},    {"ttl", required_argument, NULL, OPT_TTL},
+        {"help", no_argument, NULL, OPT_HELP},      {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *ns = NULL, *sa = NULL;
+    char path[PATH_MAX], err[512], tok[CA_TOKEN_MAX], hex[2 * CA_TOKEN_KEY_LEN + 2];
+    uint8_t key[CA_TOKEN_KEY_LEN];
+    int64_t ttl_ms = 24 * 3600 * 1000LL;
+    char *text = NULL;
+    size_t len = 0;
+    int c, rc = 0;
+    extern int model_parse_duration(const char *s, int64_t *out_ms);
+
+    cmd_name = "ringmeshctl ca token";
+    while ((c = next_opt(argc, argv, opts, usage_token, &rc)) != -1) {
+        switch (c) {
+        case 0:
+            return rc;
+        case OPT_DIR:
+            dir = optarg;
+            break;
+        case OPT_NS:
+            ns = optarg;
+            break;
+        case OPT_SA:
+            sa = optarg;
+            break;
+        case OPT_TTL:
+            if (model_parse_duration(optarg, &ttl_ms) < 0 || ttl_ms < 60000 ||
+                ttl_ms > (int64_t)CA_LEAF_MAX_HOURS * 3600000)
+                return usage_error(usage_token, "--ttl: want a duration 1m..%dh, got \"%s\"",
+                                   CA_LEAF_MAX_HOURS, optarg);
+            break;
+        case OPT_HELP:
+            fputs(usage_token, stdout);
+            return 0;
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage_token, "unexpected argument \"%s\"", argv[optind]);
+    if (!dir || !*dir)
+        return usage_error(usage_token, "--dir is required");
+    if (!ns || !model_is_dns_label(ns))
+        return usage_error(usage_token, "--ns: want a namespace (a DNS label)");
+    if (!sa || !model_is_dns_subdomain(sa))
+        return usage_error(usage_token, "--sa: want a service account (a DNS subdomain)");
+    if (path_join(path, sizeof(path), dir, CA_TOKEN_FILE))
+        return usage_error(usage_token, "--dir: path too long");
+    if ((rc = read_all(path, &text, &len)) == -ENOENT) {
+        /* first use: the key is made here, as ringmesh-xds would */
+        if (access(dir, F_OK))
+            return fail("--dir %s: %s (ringmeshctl ca init --dir makes it)", dir,
+                        strerror(ENOENT));
+        if (ca_token_key_new(hex))
+            return fail("cannot make a token key");
+        strcat(hex, "\n");
+        if ((rc = write_atomic(path, hex, strlen(hex), 0600)))
+            return fail("%s: %s", path, strerror(-rc));
+        rc = read_all(path, &text, &len);
+    }
+    if (rc)
+        return fail("%s: %s", path, strerror(-rc));
+    rc = ca_token_key_parse(text, len, key);
+    explicit_bzero(text, len);
+    free(text);
+    if (rc)
+        return fail("%s: want 64 hex digits", path);
+    if (ca_token_make(key, ns, sa, time(NULL) + (time_t)(ttl_ms / 1000), tok, sizeof(tok), err,
+                      sizeof(err)))
+        return fail("%s", err);
+    explicit_bzero(key, sizeof(key));
+    printf("%s\n", tok);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     opterr = 0;
@@ -578,10 +1222,18 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "proxy-config"))
         return cmd_proxy_config(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "apply"))
+        return cmd_apply(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "delete"))
+        return cmd_delete(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "get"))
+        return cmd_get(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "proxy-status"))
+        return cmd_proxy_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "ca") != 0)
         return usage_error(usage_top, "unknown command \"%s\"", argv[1]);
     if (argc < 3)
-        return usage_error(usage_top, "ca: want a subcommand, init or issue");
+        return usage_error(usage_top, "ca: want a subcommand: init or issue, or token");
     if (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
         fputs(usage_top, stdout);
         return 0;
@@ -591,5 +1243,7 @@ int main(int argc, char **argv)
         return cmd_ca_init(argc - 2, argv + 2);
     if (!strcmp(argv[2], "issue"))
         return cmd_ca_issue(argc - 2, argv + 2);
+    if (!strcmp(argv[2], "token"))
+        return cmd_ca_token(argc - 2, argv + 2);
     return usage_error(usage_top, "unknown command \"ca %s\"", argv[2]);
 }

@@ -107,6 +107,7 @@ static const struct seen_entry *seen_add(struct seen *s, int kind, const char *n
 struct loader {
     struct model_ctx c;
     struct model_set *set;
+    cJSON *docs; /* borrowed: model_load_buffer_docs()'s array, else NULL */
     struct seen seen;
     size_t caps[MODEL_KIND_COUNT];
 };
@@ -267,6 +268,13 @@ static int load_object(struct loader *L, const cJSON *doc)
         break;
     case MODEL_KIND_COUNT:
         return -1;
+    }
+    if (L->docs) {
+        cJSON *copy = cJSON_Duplicate(doc, 1);
+        if (!copy || !cJSON_AddItemToArray(L->docs, copy)) {
+            cJSON_Delete(copy);
+            return model_fail(c, "out of memory");
+        }
     }
     bool oom;
     const struct seen_entry *e = seen_add(&L->seen, k, meta->ns, meta->name, NULL, c->doc, &oom);
@@ -595,7 +603,14 @@ static int load_yaml(struct loader *L, const char *buf, size_t len)
 struct model_set *model_load_buffer(const char *src_name, const char *buf, size_t len, char *err,
                                     size_t errlen)
 {
-    struct loader L = {.c = {.src = src_name ? src_name : "<input>", .err = err, .errlen = errlen}};
+    return model_load_buffer_docs(src_name, buf, len, NULL, err, errlen);
+}
+
+struct model_set *model_load_buffer_docs(const char *src_name, const char *buf, size_t len,
+                                         struct cJSON *docs, char *err, size_t errlen)
+{
+    struct loader L = {.c = {.src = src_name ? src_name : "<input>", .err = err, .errlen = errlen},
+                       .docs = docs};
     if (err && errlen)
         err[0] = 0;
     L.set = calloc(1, sizeof(*L.set));

@@ -479,6 +479,14 @@ struct model_set {
 struct model_set *model_load_buffer(const char *src_name, const char *buf, size_t len, char *err,
                                     size_t errlen);
 
+/* model_load_buffer(), also appending a copy of every object's document (List items one by
+ * one; empty documents and Lists themselves not) to the cJSON array docs, in input order, as
+ * each passes validation: the control plane stores and serves objects as written. On
+ * failure docs may hold the objects before the bad one; the caller owns docs either way. */
+struct cJSON;
+struct model_set *model_load_buffer_docs(const char *src_name, const char *buf, size_t len,
+                                         struct cJSON *docs, char *err, size_t errlen);
+
 /* Reads path ("-" = standard input, named "<stdin>") and loads it as model_load_buffer()
  * does, with the path as source name. Files over MODEL_MAX_FILE_BYTES are refused. */
 struct model_set *model_load_file(const char *path, char *err, size_t errlen);
