@@ -154,6 +154,7 @@ static bool der_at_end(const struct der_it *it)
 #define TAG_CTX0      0xa0 /* [0] EXPLICIT, constructed */
 #define TAG_CTX3      0xa3
 #define TAG_GN_URI    0x86 /* GeneralName uniformResourceIdentifier [6] IMPLICIT IA5String */
+#define TAG_GN_DNS    0x82 /* GeneralName dNSName [2] IMPLICIT IA5String */
 
 /* id-ce OIDs (RFC 5280 4.2.1), the bytes after tag and length. */
 static const uint8_t OID_KU[] = {0x55, 0x1d, 0x0f};
@@ -373,17 +374,27 @@ static size_t der_hdr(uint8_t tag, size_t len, uint8_t *out)
     return 4;
 }
 
-/* GeneralNames holding one URI, into cap bytes; returns the size or 0 if it does not fit. */
-static size_t der_san_uri(const char *uri, uint8_t *out, size_t cap)
+/* GeneralNames holding one URI and then n_dns DNS names, into cap bytes; returns the size
+ * or 0 if it does not fit. */
+static size_t der_san(const char *uri, const char *const *dns, size_t n_dns, uint8_t *out,
+                      size_t cap)
 {
-    uint8_t inner[4];
-    size_t ulen = strlen(uri), ih = der_hdr(TAG_GN_URI, ulen, inner), oh;
-    if (ulen > 0xffff || ih + ulen + 4 > cap)
+    uint8_t body[2048];
+    size_t len = 0;
+    for (size_t i = 0; i <= n_dns; i++) {
+        const char *name = i == 0 ? uri : dns[i - 1];
+        size_t nl = strlen(name);
+        if (nl > 1024 || len + nl + 4 > sizeof(body))
+            return 0;
+        len += der_hdr(i == 0 ? TAG_GN_URI : TAG_GN_DNS, nl, body + len);
+        memcpy(body + len, name, nl);
+        len += nl;
+    }
+    if (len + 4 > cap)
         return 0;
-    oh = der_hdr(TAG_SEQUENCE, ih + ulen, out);
-    memcpy(out + oh, inner, ih);
-    memcpy(out + oh + ih, uri, ulen);
-    return oh + ih + ulen;
+    size_t oh = der_hdr(TAG_SEQUENCE, len, out);
+    memcpy(out + oh, body, len);
+    return oh + len;
 }
 
 /* A Time for t: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5). */
@@ -684,6 +695,8 @@ struct cert_spec {
     const char *org; /* subject O */
     const char *cn;  /* subject CN, or NULL */
     const char *uri; /* the one URI SAN */
+    const char *const *dns; /* then these DNS SANs */
+    size_t n_dns;
     time_t not_before, not_after;
     ecc_key *key;              /* the subject's key */
     ecc_key *issuer_key;       /* signs */
@@ -733,8 +746,9 @@ static int make_cert(const struct cert_spec *s, WC_RNG *rng, uint8_t **out, size
         goto out;
     }
     c->afterDateSz = n;
-    if (!(c->altNamesSz = (int)der_san_uri(s->uri, c->altNames, sizeof(c->altNames)))) {
-        seterr(err, errlen, "URI SAN too long");
+    if (!(c->altNamesSz =
+              (int)der_san(s->uri, s->dns, s->n_dns, c->altNames, sizeof(c->altNames)))) {
+        seterr(err, errlen, "subjectAltName too long");
         rc = -EINVAL;
         goto out;
     }
@@ -1186,6 +1200,11 @@ int ca_issue(const struct ca_root *root, const struct ca_leaf_req *req, struct c
     }
     if ((rc = ca_mesh_id(td, req->ns, req->sa, id, sizeof(id), err, errlen)))
         return rc;
+    for (size_t i = 0; i < req->n_dns; i++)
+        if (!model_is_dns_subdomain(req->dns[i])) {
+            seterr(err, errlen, "DNS name \"%s\": want a DNS subdomain", req->dns[i]);
+            return -EINVAL;
+        }
     if (req->hours < 1 || req->hours > CA_LEAF_MAX_HOURS) {
         seterr(err, errlen, "lifetime of %u hours: want 1..%d", req->hours, CA_LEAF_MAX_HOURS);
         return -EINVAL;
@@ -1227,6 +1246,8 @@ int ca_issue(const struct ca_root *root, const struct ca_leaf_req *req, struct c
         .eku = "serverAuth,clientAuth",
         .org = "ringmesh",
         .uri = id,
+        .dns = req->dns,
+        .n_dns = req->n_dns,
         .not_before = req->now - CA_CLOCK_SKEW_S,
         .not_after = req->now + (time_t)req->hours * 3600,
         .key = &key,

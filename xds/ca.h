@@ -86,6 +86,11 @@ struct ca_leaf_req {
                                  Kubernetes names service accounts */
     unsigned hours;           /* lifetime, 1..CA_LEAF_MAX_HOURS */
     time_t now;
+    /* DNS names after the URI SAN (an SVID may have them: the control plane's certificate
+     * names its Service so clients can check the host they connect to); borrowed, each a
+     * DNS subdomain. */
+    const char *const *dns;
+    size_t n_dns;
 };
 
 /* Issues a workload SVID signed by root: out->cert holds the leaf only (the root signs

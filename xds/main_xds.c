@@ -212,8 +212,15 @@ static int tls_setup(struct xds_server *srv, const char *cert_dir, const char *n
         }
     } else {
         struct ca_pem pem;
+        /* its Service's names too, so a client on https://ringmesh-xds.<ns>.svc:15012
+         * checks the host it asked for (libcurl does) as well as the chain */
+        char n1[300], n2[300], n3[300];
+        snprintf(n1, sizeof(n1), "ringmesh-xds.%s", ns);
+        snprintf(n2, sizeof(n2), "ringmesh-xds.%s.svc", ns);
+        snprintf(n3, sizeof(n3), "ringmesh-xds.%s.svc.cluster.local", ns);
+        const char *dns[] = {"ringmesh-xds", n1, n2, n3};
         struct ca_leaf_req req = {.ns = ns, .sa = "ringmesh-xds", .hours = 24 * 365,
-                                  .now = time(NULL)};
+                                  .now = time(NULL), .dns = dns, .n_dns = 4};
         if (req.now + (time_t)req.hours * 3600 > ca_root_not_after(srv->ca))
             req.hours = 24;
         if (ca_issue(srv->ca, &req, &pem, err, sizeof(err)))

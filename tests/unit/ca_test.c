@@ -396,6 +396,29 @@ static void test_issue(void)
     der = pem_der(leaf.cert, &len);
     is_int(ca_svid_id(der, len, id, sizeof(id), err, sizeof(err)), 0, "peer check: DER");
     is_str(id, "spiffe://cluster.local/ns/default/sa/bookinfo", "peer check: the SPIFFE ID");
+    {
+        /* DNS SANs after the URI (the control plane's certificate): still one SPIFFE ID */
+        const char *dns[] = {"ringmesh-xds", "ringmesh-xds.ringmesh-system.svc"};
+        struct ca_leaf_req r2 = req;
+        struct ca_pem d = {0};
+        size_t dl;
+        r2.ns = "default";
+        r2.sa = "bookinfo";
+        r2.dns = dns;
+        r2.n_dns = 2;
+        is_int(ca_issue(root, &r2, &d, err, sizeof(err)), 0, "issue: with two DNS names");
+        uint8_t *dd = d.cert ? pem_der(d.cert, &dl) : NULL;
+        ok(dd && memmem(dd, dl, "\x82\x20ringmesh-xds.ringmesh-system.svc", 34) &&
+               memmem(dd, dl, "\x82\x0cringmesh-xds", 14),
+           "issue: the DNS names are dNSName SANs");
+        is_int(dd ? ca_svid_id(dd, dl, id, sizeof(id), err, sizeof(err)) : -1, 0,
+               "peer check: an SVID with DNS SANs too passes");
+        free(dd);
+        ca_pem_free(&d);
+        dns[1] = "Not_A_Name";
+        is_int(ca_issue(root, &r2, &d, err, sizeof(err)), -EINVAL, "issue: a bad DNS name");
+        ok(has(err, "DNS name \"Not_A_Name\""), "issue: ... named");
+    }
     is_int(ca_svid_id(der, len, id, 20, err, sizeof(err)), -ENOSPC,
            "peer check: small buffer is ENOSPC");
 
