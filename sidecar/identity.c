@@ -121,7 +121,7 @@ int identity_issue(const struct identity_config *cfg, bool renewal, time_t *rene
         snprintf(err, errlen, "making the key and CSR: %s", why);
         goto out;
     }
-    rc = xds_ca_sign(cfg->url, use_cert ? NULL : token, use_cert ? cfg->cert_dir : NULL, csr,
+    rc = xds_ca_sign(cfg->url, use_cert ? NULL : token, cfg->cert_dir, csr,
                      SIGN_TIMEOUT_MS, &chain, &root, &expires, err, errlen);
     if (rc < 0)
         goto out;

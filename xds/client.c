@@ -702,10 +702,12 @@ int xds_ca_sign(const char *url, const char *bearer, const char *cert_dir, const
     if (u.tls && cert_dir) {
         snprintf(path, sizeof(path), "%s/root-cert.pem", cert_dir);
         curl_easy_setopt(e, CURLOPT_CAINFO, path);
-        snprintf(path, sizeof(path), "%s/cert-chain.pem", cert_dir);
-        curl_easy_setopt(e, CURLOPT_SSLCERT, path);
-        snprintf(path, sizeof(path), "%s/key.pem", cert_dir);
-        curl_easy_setopt(e, CURLOPT_SSLKEY, path);
+        if (!bearer) { /* a renewal proves who it is with its current certificate */
+            snprintf(path, sizeof(path), "%s/cert-chain.pem", cert_dir);
+            curl_easy_setopt(e, CURLOPT_SSLCERT, path);
+            snprintf(path, sizeof(path), "%s/key.pem", cert_dir);
+            curl_easy_setopt(e, CURLOPT_SSLKEY, path);
+        }
     }
     CURLcode cr = curl_easy_perform(e);
     if (cr != CURLE_OK) {

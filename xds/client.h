@@ -99,8 +99,9 @@ int xds_client_write_cache(const char *path, const struct xds_delta *d);
  * POST /ringmesh.ca.v1/Sign on the control plane at url (blocking; for start-up and the
  * renewal thread, never a worker): csr_pem in, the answer's cert_chain and root_cert out
  * (malloc'd, NUL-terminated) and its expiry (0 when the answer has none). bearer, when not
- * NULL, is sent as "authorization: Bearer <bearer>"; cert_dir, when not NULL, gives the
- * client certificate for https (renewal). timeout_ms bounds the whole exchange. 0, or
+ * NULL, is sent as "authorization: Bearer <bearer>"; cert_dir, when not NULL, holds the
+ * trust bundle (root-cert.pem) that verifies an https control plane, and without a bearer
+ * the client certificate (cert-chain.pem, key.pem) that identifies a renewal. timeout_ms bounds the whole exchange. 0, or
  * -errno with err naming the HTTP status and the server's {"error":...}.
  */
 int xds_ca_sign(const char *url, const char *bearer, const char *cert_dir, const char *csr_pem,
