@@ -14,6 +14,8 @@
 #   sidecar_stat NAME KEY      one counter from /stats (empty if unreachable)
 #   sidecar_stats NAME         all of /stats
 #   pod_app NAME cmd...        a background server as uid 1000; sets RM_APP_PID, RM_APP_LOG
+#   pod_hosts NAME "IP NAME..."...  /etc/hosts lines for the pod (ip netns exec mounts
+#                              /etc/netns/<ns>/hosts over /etc/hosts; removed on exit)
 #   wait_port NAME PORT        wait until something listens on PORT in the pod (5 s)
 #   in_pod NAME cmd...         run a client as uid 1000 (bounded by RM_CMD_TIMEOUT, 60 s)
 #   in_pod_root NAME cmd...    the same as root (curl to the admin port, ss, iptables-save)
@@ -174,6 +176,12 @@ pod_app() {
     ) >>"$RM_APP_LOG" 2>&1 &
     RM_APP_PID=$!
     RM_PIDS+=("$RM_APP_PID")
+}
+
+pod_hosts() {
+    local name=$1 ns=${RM_NS[$1]}; shift
+    mkdir -p "/etc/netns/$ns" && printf '127.0.0.1 localhost\n' >"/etc/netns/$ns/hosts" &&
+        printf '%s\n' "$@" >>"/etc/netns/$ns/hosts" && chmod 644 "/etc/netns/$ns/hosts"
 }
 
 wait_port() {
@@ -340,8 +348,11 @@ mesh_down() {
             done
         fi
     fi
-    # pods first, the hub last
-    for ((i = ${#RM_NETNS[@]} - 1; i >= 0; i--)); do ip netns del "${RM_NETNS[$i]}" 2>/dev/null; done
+    # pods first, the hub last (and their /etc/netns files, from pod_hosts)
+    for ((i = ${#RM_NETNS[@]} - 1; i >= 0; i--)); do
+        ip netns del "${RM_NETNS[$i]}" 2>/dev/null
+        [ -d "/etc/netns/${RM_NETNS[$i]}" ] && rm -rf "/etc/netns/${RM_NETNS[$i]:?}"
+    done
     [ -n "$RM_TMP" ] && [ -z "${RM_KEEP_LOGS:-}" ] && rm -rf "$RM_TMP"
     exit "$rc"
 }
