@@ -7,11 +7,14 @@
 # its own name) runs as uid 1000. curl in one pod talks to another pod's app; both sidecars
 # carry the connection. Then the Service "reviews" is routed by an HTTPRoute
 # (deploy/examples/canary.yaml): a header route and a 90/10 canary split between its two
-# versions. Every sidecar has an X.509-SVID (ringmeshctl ca, one root): what goes to a
-# Service VIP travels between sidecars over mTLS (a connection straight to a pod IP passes
-# through as it came, in plaintext). The demo prints what every sidecar counted, then shows
+# versions. The control plane, ringmesh-xds, runs in its own pod: the demo's manifests are
+# applied to it with ringmeshctl, and every sidecar gets its configuration from it over
+# delta xDS (https://ringmesh-xds.ringmesh-system.svc:15012) and its X.509-SVID from its CA
+# (a bootstrap token per pod; one root): what goes to a Service VIP travels between
+# sidecars over mTLS (a connection straight to a pod IP passes through as it came, in
+# plaintext). The demo shows proxy-status, prints what every sidecar counted, then shows
 # mTLS: each sidecar's identity and handshakes, the caller's identity reaching the app
-# (x-forwarded-client-cert) and, from deploy/examples/mtls.yaml loaded by a config reload,
+# (x-forwarded-client-cert) and, from deploy/examples/mtls.yaml applied with ringmeshctl,
 # an AuthorizationPolicy letting only productpage call ratings and PeerAuthentication STRICT
 # refusing plaintext. Then it tears everything down. Needs root. Exits non-zero if any step
 # fails. DEMO_IO=uring|epoll picks the sidecars' I/O backend (default: the sidecar's own
@@ -25,7 +28,7 @@ RINGMESH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${RINGMESH_BIN:=$RINGMESH_ROOT/bin}"
 export RINGMESH_ROOT RINGMESH_BIN
 source "$RINGMESH_ROOT/tests/mesh/lib.sh"
-for b in ringmesh-init ringmesh-sidecar ringmeshctl; do
+for b in ringmesh-init ringmesh-sidecar ringmeshctl ringmesh-xds; do
     [ -x "$RINGMESH_BIN/$b" ] || { echo "demo: $RINGMESH_BIN/$b missing; run make" >&2; exit 1; }
 done
 
@@ -82,38 +85,64 @@ slice() { # SERVICE POD...
 chmod 644 "$MESH"
 declare -A APPLOG
 
-# the mesh's credentials: one root, an SVID per pod in Istio's layout (cert-chain.pem,
-# key.pem, root-cert.pem), owned by the sidecars' uid (key.pem is 0600)
-CA=$RM_TMP/ca
-mkcerts() {
-    local p
-    "$RINGMESH_BIN/ringmeshctl" ca init --dir "$CA" || return 1
-    chmod 755 "$CA"
-    for p in "${PODS[@]}"; do
-        "$RINGMESH_BIN/ringmeshctl" ca issue --dir "$CA" --ns default --sa "${SA[$p]}" \
-            --out "$CA/$p" && chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$CA/$p" || return 1
-    done
+# the control plane: its own pod, a manifests directory (empty: the demo applies to it),
+# the mesh CA; each sidecar gets a bootstrap token and the root (the bundle a pod mounts)
+CA=$RM_TMP/ca CP_IP=10.233.1.10 XDS_HOST=ringmesh-xds.ringmesh-system.svc
+mkdir -p "$RM_TMP/manifests"
+ctl() { # COMMAND ARGS...: ringmeshctl in the control plane's pod (mutations from loopback)
+    local c=$1; shift
+    ip netns exec "${RM_NS[ringmesh-xds]}" "$RINGMESH_BIN/ringmeshctl" "$c" \
+        --server http://127.0.0.1:15014 "$@"
+}
+xds_ready() {
+    wait_until 5 ip netns exec "${RM_NS[ringmesh-xds]}" curl -sf -o /dev/null \
+        http://127.0.0.1:15014/ready
+}
+creds() { # POD: a token for its service account, the root, owned by the sidecar's uid
+    local d=$RM_TMP/certs/$1
+    mkdir -p "$d" && cp "$CA/root-cert.pem" "$d/" &&
+        "$RINGMESH_BIN/ringmeshctl" ca token --dir "$CA" --ns default --sa "${SA[$1]}" \
+            >"$RM_TMP/$1.token" && chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$d" "$RM_TMP/$1.token"
 }
 
-say "ringmesh demo: ${#PODS[@]} pods on a private bridge, sidecars as uid 1337, apps as uid $RM_APP_UID"
-say "every sidecar: --io ${DEMO_IO:-auto} --config mesh.yaml (deploy/examples/canary.yaml + Services"
-say "  and EndpointSlices) --cert-dir ca/<pod> (its own SVID, one root for the mesh)"
+say "ringmesh demo: ${#PODS[@]} pods on a private bridge, sidecars as uid 1337, apps as uid $RM_APP_UID,"
+say "  the control plane ringmesh-xds in pod ringmesh-xds $CP_IP"
+say "every sidecar: --io ${DEMO_IO:-auto} --xds https://$XDS_HOST:15012 --xds-token <pod>.token"
+say "  --cert-dir certs/<pod> (its SVID comes from ringmesh-xds's CA; the root was put there)"
 say ""
 say "bring-up:"
-step "mesh CA: ringmeshctl ca init, ca issue x ${#PODS[@]} (one SVID per pod)" mkcerts
+pod ringmesh-xds "$CP_IP" >/dev/null
+step "mesh CA for ringmesh-xds: ringmeshctl ca init" "$RINGMESH_BIN/ringmeshctl" ca init --dir "$CA"
+ip netns exec "${RM_NS[ringmesh-xds]}" "$RINGMESH_BIN/ringmesh-xds" \
+    --config-dir "$RM_TMP/manifests" --ca-dir "$CA" >"$RM_TMP/ringmesh-xds.log" 2>&1 &
+RM_PIDS+=($!)
+step "pod ringmesh-xds $CP_IP: the control plane ready on :15014" xds_ready
+applied=$(ctl apply -f "$MESH" 2>&1)
+step "ringmeshctl apply -f mesh.yaml: $(grep -c created <<<"$applied") objects created" \
+    test "$(grep -c created <<<"$applied")" = 9
 for p in "${PODS[@]}"; do
     pod "$p" "${IP[$p]}" >/dev/null
     ip -n "${RM_NS[$p]}" route add 10.96.0.0/16 dev eth0 # the Service network
+    pod_hosts "$p" "$CP_IP $XDS_HOST"                    # cluster DNS, for the control plane
     step "pod $p ${IP[$p]}: ringmesh-init (iptables)" pod_init "$p"
     # productpage, the client, runs one worker so that round robin is exact in the demo
     extra=()
     [ "$p" = productpage ] && extra=(--concurrency 1)
-    step "pod $p: ringmesh-sidecar ready" pod_sidecar "$p" \
-        --io "${DEMO_IO:-auto}" --config "$MESH" --cert-dir "$CA/$p" "${extra[@]}"
+    creds "$p"
+    step "pod $p: ringmesh-sidecar ready (config and SVID from ringmesh-xds)" pod_sidecar "$p" \
+        --io "${DEMO_IO:-auto}" --xds "https://$XDS_HOST:15012" --xds-token "$RM_TMP/$p.token" \
+        --cert-dir "$RM_TMP/certs/$p" --pod-name "$p" --pod-ip "${IP[$p]}" \
+        --service-account "${SA[$p]}" "${extra[@]}"
     pod_app "$p" "$RM_PY" "$RM_TOOLS/httpapp.py" "$PORT" --name "${APP[$p]}"
     APPLOG[$p]=$RM_APP_LOG
     step "pod $p: app httpapp.py :$PORT --name ${APP[$p]}" wait_port "$p" "$PORT"
 done
+say ""
+say "the control plane's view (ringmeshctl proxy-status, in pod ringmesh-xds):"
+ps_out=$(ctl proxy-status 2>&1)
+awk 'NR == 1 || $3 == "v1/Service" || $3 ~ /HTTPRoute/' <<<"$ps_out" | sed 's/^/  /'
+acked=$(awk '$4 ~ /^[0-9]+$/ && $6 == "-"' <<<"$ps_out" | wc -l)
+step "${#PODS[@]} sidecars x 6 types ACKed, none NACKed: $acked" test "$acked" = $((6 * ${#PODS[@]}))
 [ "$FAILS" = 0 ] || { say ""; say "demo: bring-up failed"; exit 1; }
 
 # curl_ok POD URL: the body must come back with 200
@@ -276,28 +305,24 @@ step "PERMISSIVE: outside 10.233.1.9 -> reviews-v1-1 plaintext: $code" \
     test "$code" = 200 -a "$(sidecar_stat reviews-v1-1 inbound.cx_plaintext)" = $((pre + 1))
 
 say ""
-say "  policy: deploy/examples/mtls.yaml appended to mesh.yaml, POST /config_reload in every pod:"
-say "  AuthorizationPolicy ratings-callers (ALLOW, Service ratings, principals"
+say "  policy: ringmeshctl apply -f deploy/examples/mtls.yaml; ringmesh-xds pushes it to every"
+say "  sidecar: AuthorizationPolicy ratings-callers (ALLOW, Service ratings, principals"
 say "  [cluster.local/ns/default/sa/productpage]); PeerAuthentication default, mtls STRICT"
-{ cat "$MESH"; printf -- '---\n'; cat "$RINGMESH_ROOT/deploy/examples/mtls.yaml"; } >"$MESH.new"
-chmod 644 "$MESH.new"
-mv "$MESH.new" "$MESH"
-reloaded() { # every worker of every sidecar runs the new snapshot
+declare -A UPD
+for p in "${PODS[@]}"; do UPD[$p]=$(sidecar_stat "$p" xds.updates_accepted); done
+reloaded() { # every sidecar took both pushes, every worker runs the new snapshot
     local p s
     for p in "${PODS[@]}"; do
         s=$(sidecar_stats "$p")
-        [ "$(v config.reloads_ok)" = 1 ] && [ "$(v config.oldest_worker_version)" = "$(v config.version)" ] || return 1
+        [ "$(v xds.updates_accepted)" -ge $((UPD[$p] + 2)) ] &&
+            [ "$(v config.oldest_worker_version)" = "$(v config.version)" ] || return 1
     done
 }
 reload_all() {
-    local p r
-    for p in "${PODS[@]}"; do
-        r=$(in_pod_root "$p" curl -sS --max-time 5 -X POST http://127.0.0.1:15000/config_reload)
-        [[ "$r" == "loaded version "* ]] || { echo "$p: $r"; return 1; }
-    done
-    wait_until 3 reloaded || { echo "not every worker took the new config"; return 1; }
+    ctl apply -f "$RINGMESH_ROOT/deploy/examples/mtls.yaml" || return 1
+    wait_until 5 reloaded || { echo "not every sidecar took the new config"; return 1; }
 }
-step "reload: every sidecar loaded it, every worker runs it" reload_all
+step "applied: every sidecar ACKed it, every worker runs it" reload_all
 say ""
 heads_in() { # POD CURL_ARGS...: the response head and body, less Date and Server
     local p=$1; shift
