@@ -160,7 +160,7 @@ int ca_make_csr(const char *key_pem, size_t key_len, char **csr_pem, char *err, 
  * (PEM): the CSR's self-signature must verify and its key must be P-256; everything else in
  * it (subject, extensions) is ignored. spiffe_id (a workload ID, ca_spiffe_id_check() with a
  * path, in the root's trust domain) is the one URI SAN; the leaf is made as ca_issue() makes
- * one, valid from now - CA_CLOCK_SKEW_S for ttl_s seconds (60..CA_LEAF_MAX_HOURS * 3600,
+ * one, valid from now - CA_CLOCK_SKEW_S for ttl_s seconds (10..CA_LEAF_MAX_HOURS * 3600,
  * not past the root's expiry). *cert_pem receives the leaf's PEM (malloc'd; the caller
  * frees it). Returns 0, -EINVAL (err starts "csr: " for a bad request, else names the ID or
  * lifetime), -ENOMEM or -EIO. */

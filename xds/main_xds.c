@@ -56,7 +56,8 @@ static const char usage[] =
     "                        (default: issued by --ca-dir's CA for\n"
     "                        spiffe://TD/ns/NS/sa/ringmesh-xds)\n"
     "  --namespace NS        the namespace in that identity (default ringmesh-system)\n"
-    "  --cert-ttl D          lifetime of signed workload certificates (default 24h; 1m..366d)\n"
+    "  --cert-ttl D          lifetime of signed workload certificates (default 24h; 10s..366d:\n"
+    "                        short ones are for tests of renewal)\n"
     "  --io auto|uring|epoll the loop's backend (default auto)\n"
     "  --log-level L         error|warn|info|debug|trace (default info)\n"
     "  --help                this text\n";
@@ -330,7 +331,7 @@ static bool parse_duration_s(const char *s, unsigned *out)
 {
     int64_t ms;
     extern int model_parse_duration(const char *s, int64_t *out_ms);
-    if (model_parse_duration(s, &ms) < 0 || ms < 60000 || ms > (int64_t)CA_LEAF_MAX_HOURS * 3600000)
+    if (model_parse_duration(s, &ms) < 0 || ms < 10000 || ms > (int64_t)CA_LEAF_MAX_HOURS * 3600000)
         return false;
     *out = (unsigned)(ms / 1000);
     return true;
@@ -422,7 +423,7 @@ int main(int argc, char **argv)
             break;
         case O_TTL:
             if (!parse_duration_s(optarg, &srv.cert_ttl_s))
-                return usage_error("--cert-ttl: want a duration 1m..%dh, got \"%s\"",
+                return usage_error("--cert-ttl: want a duration 10s..%dh, got \"%s\"",
                                    CA_LEAF_MAX_HOURS, optarg);
             break;
         case O_IO:
