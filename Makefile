@@ -64,9 +64,10 @@ CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 LIBS        = $(URING_LIBS) $(MODEL_LIBS) $(TLS_LIBS) $(CURL_LIBS)
 
 # $(BUILD)/wolfssl.env: the wolfSSL $(BUILD) is compiled against, (re)written as make starts
-# when it changes; every object depends on it, and bench/run.sh tls reads it.
+# when it changes; every object depends on it, and bench/run.sh tls reads it. Left alone by
+# make -n and by goals that compile nothing into $(BUILD) (asan builds into build/asan).
 WOLFSSL_ENV := $(BUILD)/wolfssl.env
-ifeq ($(filter clean distclean,$(MAKECMDGOALS)),)
+ifeq ($(if $(MAKECMDGOALS),$(if $(filter-out clean distclean deps fmt asan,$(MAKECMDGOALS)),,skip))$(findstring n,$(firstword -$(MAKEFLAGS))),)
 $(shell mkdir -p $(BUILD) && printf "# written by make: the wolfSSL $(BUILD) was compiled against\nWOLFSSL='%s'\nTLS_CFLAGS='%s'\nTLS_LIBS='%s'\n" \
   '$(WOLFSSL)' '$(TLS_CFLAGS)' '$(TLS_LIBS)' >$(WOLFSSL_ENV).tmp && \
   { cmp -s $(WOLFSSL_ENV).tmp $(WOLFSSL_ENV) && rm -f $(WOLFSSL_ENV).tmp || mv $(WOLFSSL_ENV).tmp $(WOLFSSL_ENV); })
