@@ -7,6 +7,8 @@
 #   make bench      the benchmarks (by hand, never in CI)
 #   make fmt        clang-format every C file
 #   V=1             show full commands
+#   WOLFSSL=fast    link a wolfSSL built here from Debian's source with x86-64 assembly
+#                   (AES-NI, AVX2, SP P-256); see "WOLFSSL=fast" below. Default: system
 
 SAN      ?=
 ifeq ($(SAN),1)
@@ -20,18 +22,56 @@ OPT       = -O2
 endif
 BIN      ?= $(if $(filter 1,$(SAN)),$(BUILD)/bin,bin)
 
+# WOLFSSL=fast: wolfSSL 5.5.4 built once from Debian's own source package (apt-get source
+# wolfssl; the configure flags of its debian/rules) plus the x86-64 assembly Debian's generic
+# build leaves out: AES-NI (AES-GCM), AVX/AVX2 (ChaCha20, Poly1305, SHA-2), SP maths in
+# assembly (P-256 ECDHE and ECDSA). Built into build/wolfssl-fast/prefix (make clean keeps it,
+# make distclean removes it) and linked statically: the programs need no LD_LIBRARY_PATH.
+# Its options.h is checked to define everything Debian's does. The default, WOLFSSL=system,
+# is Debian's libwolfssl-dev. $(BUILD)/wolfssl.env records which one $(BUILD) was compiled
+# against: switching rebuilds every object, and bench/run.sh tls links the same one.
+WOLFSSL  ?= system
+WOLFSSL_DIR        := build/wolfssl-fast
+WOLFSSL_PKGS       := dpkg-dev autoconf automake libtool
+WOLFSSL_DEB_FLAGS  := --enable-distro --enable-pkcs11 --disable-examples --disable-silent-rules
+WOLFSSL_FAST_FLAGS := --enable-intelasm --enable-aesni --enable-sp --enable-sp-asm
+WOLFSSL_LIB        := $(CURDIR)/$(WOLFSSL_DIR)/prefix/lib/libwolfssl.a
+ifeq ($(WOLFSSL),fast)
+WOLFSSL_A  := $(WOLFSSL_LIB)
+TLS_CFLAGS := -I$(CURDIR)/$(WOLFSSL_DIR)/prefix/include
+else ifeq ($(WOLFSSL),system)
+WOLFSSL_A  :=
+TLS_CFLAGS :=
+else
+$(error WOLFSSL=$(WOLFSSL): use system (the default) or fast)
+endif
+
 CC       ?= cc
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-            -D_GNU_SOURCE -pthread -Icommon -MMD -MP $(CSAN)
+            -D_GNU_SOURCE -pthread $(TLS_CFLAGS) -Icommon -MMD -MP $(CSAN)
 LDFLAGS  += -pthread $(CSAN)
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 MODEL_LIBS := $(shell pkg-config --libs yaml-0.1 libcjson 2>/dev/null || echo -lyaml -lcjson)
 MODEL_LIBS += $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
 MODEL_LIBS += $(shell pkg-config --libs libnghttp2 2>/dev/null || echo -lnghttp2)
+ifeq ($(WOLFSSL),fast)
+TLS_LIBS   := $(WOLFSSL_A) -lm
+else
 TLS_LIBS   := $(shell pkg-config --libs wolfssl 2>/dev/null || echo -lwolfssl)
+endif
 CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 LIBS        = $(URING_LIBS) $(MODEL_LIBS) $(TLS_LIBS) $(CURL_LIBS)
+
+# $(BUILD)/wolfssl.env: the wolfSSL $(BUILD) is compiled against, (re)written as make starts
+# when it changes; every object depends on it, and bench/run.sh tls reads it. Left alone by
+# make -n and by goals that compile nothing into $(BUILD) (asan builds into build/asan).
+WOLFSSL_ENV := $(BUILD)/wolfssl.env
+ifeq ($(if $(MAKECMDGOALS),$(if $(filter-out clean distclean deps fmt asan,$(MAKECMDGOALS)),,skip))$(findstring n,$(firstword -$(MAKEFLAGS))),)
+$(shell mkdir -p $(BUILD) && printf "# written by make: the wolfSSL $(BUILD) was compiled against\nWOLFSSL='%s'\nTLS_CFLAGS='%s'\nTLS_LIBS='%s'\n" \
+  '$(WOLFSSL)' '$(TLS_CFLAGS)' '$(TLS_LIBS)' >$(WOLFSSL_ENV).tmp && \
+  { cmp -s $(WOLFSSL_ENV).tmp $(WOLFSSL_ENV) && rm -f $(WOLFSSL_ENV).tmp || mv $(WOLFSSL_ENV).tmp $(WOLFSSL_ENV); })
+endif
 
 Q := $(if $(V),,@)
 
@@ -57,10 +97,10 @@ TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZERS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC)) # defined before `all` uses it
 
-.PHONY: all deps test test-only asan demo bench fmt clean fuzzers
+.PHONY: all deps test test-only asan demo bench fmt clean distclean fuzzers
 all: $(PROGS) $(UNITS) $(TOOLS) $(BENCHES) $(if $(SAN),,$(FUZZERS))
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(WOLFSSL_ENV) | $(WOLFSSL_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC  $<")
 	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
@@ -107,11 +147,11 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBXDS
 # libFuzzer targets (clang): tests/fuzz/NAME_fuzz.c with every library source, built with
 # ASan + UBSan; tests/fuzz/*.sh runs them briefly in CI.
 FUZZ_CC     ?= clang
-FUZZ_CFLAGS  = -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread -Icommon -Isidecar -Iinit -Ixds \
+FUZZ_CFLAGS  = -g -O1 -std=gnu11 -D_GNU_SOURCE -pthread $(TLS_CFLAGS) -Icommon -Isidecar -Iinit -Ixds \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_SRC = $(COMMON_SRC) $(SIDECAR_SRC) $(XDS_SRC)
 fuzzers: $(FUZZERS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard common/*.h sidecar/*.h xds/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(wildcard common/*.h sidecar/*.h xds/*.h) $(WOLFSSL_ENV) | $(WOLFSSL_A)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
@@ -130,8 +170,9 @@ DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev lib
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format \
             nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl \
             libcurl4-openssl-dev
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# $(call apt_install,PACKAGES): apt-get install those not installed (root only)
+define apt_install
+missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -139,6 +180,10 @@ deps:
 	  if [ "$$(id -u)" != 0 ]; then echo "deps: need root to apt-get install$$missing" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all installed"; fi
+endef
+# WOLFSSL=fast adds what apt-get source and wolfSSL's autotools build need.
+deps:
+	@$(call apt_install,$(DEB_PKGS) $(if $(WOLFSSL_A),$(WOLFSSL_PKGS)))
 
 test: deps
 	$(MAKE) all
@@ -169,7 +214,58 @@ bench: deps
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# ---- WOLFSSL=fast (see the top) --------------------------------------------------------
+# Once: Debian's source package (deb-src lines needed; the version of the installed
+# libwolfssl-dev when the archive still has it), autoreconf as dh does, configure with
+# debian/rules' flags (checked to be still there), Debian's hardening flags and the
+# assembly ones, build (with make's own -j: make -j2 WOLFSSL=fast; built.flags marks a
+# finished build), install into prefix (with options.h, which a distro build leaves to
+# debian/libwolfssl-dev.install), and check options.h against /usr/include/wolfssl/options.h
+# (on failure prefix is removed).
+$(WOLFSSL_LIB):
+	@$(call apt_install,$(WOLFSSL_PKGS))
+	@mkdir -p $(WOLFSSL_DIR)/src
+	$(Q)cd $(WOLFSSL_DIR)/src && if ! ls -d wolfssl-*/debian >/dev/null 2>&1; then \
+	  apt-cache showsrc wolfssl 2>/dev/null | grep -q '^Package: wolfssl' || { \
+	    echo "wolfssl-fast: apt has no source packages: add a deb-src line for bookworm (e.g. a copy" \
+	         "of /etc/apt/sources.list.d/debian.sources with 'Types: deb-src'), then apt-get update" >&2; \
+	    exit 1; }; \
+	  v=$$(dpkg-query -W -f='$${source:Version}' libwolfssl-dev 2>/dev/null); \
+	  echo "wolfssl-fast: apt-get source wolfssl$${v:+=$$v} into $(WOLFSSL_DIR)/src"; \
+	  apt-get source -qq wolfssl$${v:+=$$v} || { [ -n "$$v" ] && apt-get source -qq wolfssl; } || exit 1; \
+	fi
+	$(Q)src=$$(ls -d $(CURDIR)/$(WOLFSSL_DIR)/src/wolfssl-*/ | head -n 1) && cd "$$src" && \
+	for f in $(WOLFSSL_DEB_FLAGS); do grep -q -- "$$f" debian/rules || \
+	  { echo "wolfssl-fast: $$f is no longer in $${src}debian/rules: update WOLFSSL_DEB_FLAGS" >&2; exit 1; }; done && \
+	want="$(WOLFSSL_DEB_FLAGS) $(WOLFSSL_FAST_FLAGS)" && \
+	if [ "$$(cat built.flags 2>/dev/null)" = "$$want" ]; then echo "wolfssl-fast: $$src already built"; else \
+	echo "wolfssl-fast: building $$src: configure $$want" && \
+	{ [ -x configure ] || autoreconf -fi >autoreconf.log 2>&1 || { cat autoreconf.log; exit 1; }; } && \
+	export DEB_BUILD_MAINT_OPTIONS=hardening=+all && \
+	{ ./configure --prefix=$(CURDIR)/$(WOLFSSL_DIR)/prefix --disable-dependency-tracking $$want \
+	  CFLAGS="$$(dpkg-buildflags --get CFLAGS)" CPPFLAGS="$$(dpkg-buildflags --get CPPFLAGS)" \
+	  LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" >configure.log 2>&1 || { tail -n 30 configure.log; exit 1; }; } && \
+	{ MAKEFLAGS="$${MAKEFLAGS%%-- *}" $(MAKE) --no-print-directory >build.log 2>&1 || \
+	  { tail -n 30 build.log; echo "wolfssl-fast: build failed, see $${src}build.log" >&2; exit 1; }; } && \
+	echo "$$want" >built.flags; fi
+	$(Q)rm -rf $(WOLFSSL_DIR)/prefix && src=$$(ls -d $(WOLFSSL_DIR)/src/wolfssl-*/ | head -n 1) && \
+	{ MAKEFLAGS="$${MAKEFLAGS%%-- *}" $(MAKE) --no-print-directory -C "$$src" install >/dev/null && \
+	  install -m 644 "$$src"wolfssl/options.h $(WOLFSSL_DIR)/prefix/include/wolfssl/ && \
+	  install -m 644 "$$src"cyassl/options.h $(WOLFSSL_DIR)/prefix/include/cyassl/; } || \
+	  { rm -rf $(WOLFSSL_DIR)/prefix; exit 1; }; \
+	opts=$(WOLFSSL_DIR)/prefix/include/wolfssl/options.h && \
+	missing=$$(awk '$$1 == "#define" { print $$2 }' /usr/include/wolfssl/options.h 2>/dev/null | sort -u | \
+	  while read -r d; do grep -q "^#define $$d\b" $$opts || echo "$$d"; done) && \
+	if [ -n "$$missing" ]; then rm -rf $(WOLFSSL_DIR)/prefix; \
+	  echo "wolfssl-fast: its options.h lacks Debian's" $$missing >&2; exit 1; fi && \
+	echo "wolfssl-fast: installed into $(WOLFSSL_DIR)/prefix; options.h defines every one of" \
+	  "Debian's $$(grep -c '^#define' /usr/include/wolfssl/options.h) and" \
+	  $$(grep -ow -e WOLFSSL_AESNI -e USE_INTEL_SPEEDUP -e WOLFSSL_HAVE_SP_ECC -e WOLFSSL_SP_X86_64_ASM $$opts | sort -u)
+
+# clean keeps the wolfSSL build (minutes to redo); distclean removes it too.
 clean:
+	rm -rf bin $(filter-out $(WOLFSSL_DIR),$(wildcard build/*))
+distclean:
 	rm -rf build bin
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -path $(WOLFSSL_DIR) -prune -o -name '*.d' -print 2>/dev/null)

@@ -55,10 +55,16 @@ die() { echo "bench: $*" >&2; exit 1; }
 # The Makefile links bench/ programs with libcommon.a only (no tls.c): tlsbench is compiled
 # here against build/libsidecar.a and build/libxds.a (run make first), into the temp dir.
 # Pinned to CPU 0 (taskset). Writes bench/results/<date>-tls.md and <date>-tls.jsonl.
-# Knobs: BENCH_TLS_SECONDS (3 per test), BENCH_REPS (3), BENCH_OUT, BENCH_TLS_CPU (0).
+# The wolfSSL is the one build/ was compiled against (build/wolfssl.env, written by make):
+# after make WOLFSSL=fast the files are <date>-tls-wolfssl-fast.md and .jsonl.
+# Knobs: BENCH_TLS_SECONDS (3 per test), BENCH_REPS (3), BENCH_OUT, BENCH_TLS_CPU (0),
+# BENCH_TLS_BASELINE (the .jsonl of an earlier run, e.g. with the other wolfSSL in the same
+# session: the report then shows both side by side with the ratio).
 bench_tls() {
     local secs=${BENCH_TLS_SECONDS:-3} reps=${BENCH_REPS:-3} cpu=${BENCH_TLS_CPU:-0}
     local cdir sdir raw md rep lib libs load0 load1 ctl=$RINGMESH_BIN/ringmeshctl tmp
+    local WOLFSSL=system TLS_CFLAGS='' TLS_LIBS='' name=tls wolfssl base=${BENCH_TLS_BASELINE:-}
+    [ -z "$base" ] || [ -f "$base" ] || die "BENCH_TLS_BASELINE=$base: no such file"
     [ $# = 0 ] || [ $# = 2 ] || die "usage: bench/run.sh tls [CLIENT_DIR SERVER_DIR]"
     for lib in libsidecar.a libxds.a libcommon.a; do
         [ -f "$RINGMESH_ROOT/build/$lib" ] || die "build/$lib missing: run make"
@@ -67,11 +73,27 @@ bench_tls() {
     tmp=$(mktemp -d /tmp/ringmesh-tlsbench.XXXXXX) || die "cannot make a temp dir"
     TLS_TMP=$tmp
     trap 'rm -rf "$TLS_TMP"' EXIT
-    libs=$(pkg-config --libs liburing yaml-0.1 libcjson libpcre2-8 libnghttp2 wolfssl 2>/dev/null) ||
-        libs="-luring -lyaml -lcjson -lpcre2-8 -lnghttp2 -lwolfssl"
-    # shellcheck disable=SC2086 # $libs is a list of flags
+    # shellcheck source=/dev/null # WOLFSSL, TLS_CFLAGS, TLS_LIBS (make writes it)
+    [ ! -f "$RINGMESH_ROOT/build/wolfssl.env" ] || . "$RINGMESH_ROOT/build/wolfssl.env"
+    if [ "$WOLFSSL" = fast ]; then
+        name=tls-wolfssl-fast
+        libs=$(pkg-config --libs liburing yaml-0.1 libcjson libpcre2-8 libnghttp2 2>/dev/null) ||
+            libs="-luring -lyaml -lcjson -lpcre2-8 -lnghttp2"
+        libs="$libs $TLS_LIBS"
+        wolfssl="wolfSSL $(sed -n 's/^#define LIBWOLFSSL_VERSION_STRING "\(.*\)"/\1/p' \
+            "$RINGMESH_ROOT"/build/wolfssl-fast/prefix/include/wolfssl/version.h)"
+        wolfssl+=" built by make WOLFSSL=fast from Debian's source package"
+        for f in "$RINGMESH_ROOT"/build/wolfssl-fast/src/*.dsc; do wolfssl+=" ${f##*/},"; done
+        wolfssl+=" configure $(cat "$RINGMESH_ROOT"/build/wolfssl-fast/src/wolfssl-*/built.flags),"
+        wolfssl+=" linked statically"
+    else
+        libs=$(pkg-config --libs liburing yaml-0.1 libcjson libpcre2-8 libnghttp2 wolfssl 2>/dev/null) ||
+            libs="-luring -lyaml -lcjson -lpcre2-8 -lnghttp2 -lwolfssl"
+        wolfssl="wolfSSL $(pkg-config --modversion wolfssl) (Debian's libwolfssl-dev $(dpkg-query -W -f='${Version}' libwolfssl-dev 2>/dev/null))"
+    fi
+    # shellcheck disable=SC2086 # $libs and $TLS_CFLAGS are lists of flags
     (cd "$RINGMESH_ROOT" && ${CC:-cc} -O2 -g -std=gnu11 -Wall -Wextra -Werror -Wshadow \
-        -Wno-unused-parameter -D_GNU_SOURCE -pthread -Icommon -Isidecar -Ixds \
+        -Wno-unused-parameter -D_GNU_SOURCE -pthread $TLS_CFLAGS -Icommon -Isidecar -Ixds \
         bench/tlsbench.c build/libsidecar.a build/libxds.a build/libcommon.a $libs \
         -o "$tmp/tlsbench") || die "cannot build tlsbench"
     if [ $# = 2 ]; then
@@ -85,7 +107,7 @@ bench_tls() {
             >"$tmp/ringmeshctl.log" 2>&1 || { cat "$tmp/ringmeshctl.log"; die "ringmeshctl failed"; }
     fi
     mkdir -p "$OUT"
-    raw=$OUT/$DATE-tls.jsonl md=$OUT/$DATE-tls.md
+    raw=$OUT/$DATE-$name.jsonl md=$OUT/$DATE-$name.md
     : >"$raw"
     printf '[bench %s] tlsbench on CPU %s, %ss per test, %s reps -> %s\n' "$(date +%T)" "$cpu" \
         "$secs" "$reps" "$raw"
@@ -94,13 +116,14 @@ bench_tls() {
         taskset -c "$cpu" "$tmp/tlsbench" "$cdir" "$sdir" --seconds "$secs" >"$tmp/out" \
             2>"$tmp/err" || { cat "$tmp/err"; die "tlsbench failed"; }
         read -r load1 _ </proc/loadavg
-        sed "s/^{/{\"rep\":$rep,\"loadavg\":[$load0,$load1],/" "$tmp/out" | tee -a "$raw"
+        sed "s/^{/{\"rep\":$rep,\"loadavg\":[$load0,$load1],\"wolfssl\":\"$WOLFSSL\",/" "$tmp/out" |
+            tee -a "$raw"
     done
-    python3 - "$raw" "$secs" "$reps" "$cpu" "$RINGMESH_ROOT" >"$md" <<'PY' || die "report failed"
-import json, platform, statistics, subprocess, sys
-raw, secs, reps, cpu, root = sys.argv[1:6]
+    python3 - "$raw" "$secs" "$reps" "$cpu" "$RINGMESH_ROOT" "$wolfssl" "$base" >"$md" <<'PY' || die "report failed"
+import json, math, platform, statistics, subprocess, sys
+raw, secs, reps, cpu, root, wolfssl, base = sys.argv[1:8]
 recs = [json.loads(l) for l in open(raw) if l.strip()]
-def med(test, key, cipher=None):
+def med(test, key, cipher=None, recs=recs):
     v = [r[key] for r in recs if r["test"] == test and key in r
          and (cipher is None or r.get("cipher") == cipher)]
     return statistics.median(v) if v else float("nan")
@@ -108,26 +131,45 @@ def share(test, cipher=None):  # CPU time / wall time: below 1, others took the 
     v = [r["cpu_seconds"] / r["seconds"] for r in recs if r["test"] == test
          and "cpu_seconds" in r and (cipher is None or r.get("cipher") == cipher)]
     return min(v) if v else float("nan")
-print(f"# TLS benchmark ({raw.rsplit('/', 1)[-1].split('-tls')[0]})\n")
+title = raw.rsplit('/', 1)[-1].rsplit('.', 1)[0]
+print(f"# TLS benchmark ({title.split('-tls')[0]}{', wolfSSL fast build' if 'wolfssl-fast' in title else ''})\n")
 print(f"bench/tlsbench.c through sidecar/tls.c, one thread pinned to CPU {cpu}, "
       f"{secs} s per test, {reps} rep(s); medians. Rates \"per core\" are on the thread's "
       "CPU time; wall-clock rates are in the .jsonl.\n")
-print("| test | result |\n|---|---|")
-print(f"| full handshake (client + server on one core) | {med('handshake_full', 'per_sec_cpu'):.0f}/s "
-      f"(wall: {med('handshake_full', 'per_sec'):.0f}/s) |")
-print(f"| full handshake, client side only | {med('handshake_full', 'client_us'):.0f} us "
-      f"-> {med('handshake_full', 'client_per_sec_core'):.0f}/s per core |")
-print(f"| full handshake, server side only | {med('handshake_full', 'server_us'):.0f} us "
-      f"-> {med('handshake_full', 'server_per_sec_core'):.0f}/s per core |")
-print(f"| resumed handshake (client + server on one core) | {med('handshake_resumed', 'per_sec_cpu'):.0f}/s "
-      f"(wall: {med('handshake_resumed', 'per_sec'):.0f}/s) |")
-print(f"| resumed handshake, server side only | {med('handshake_resumed', 'server_us'):.0f} us "
-      f"-> {med('handshake_resumed', 'server_per_sec_core'):.0f}/s per core |")
-print(f"| bulk, 16 KiB records, encrypt + decrypt on one core | {med('bulk', 'mb_per_s_cpu'):.0f} MB/s |")
-print(f"| bulk, encrypt alone / decrypt alone | {med('bulk', 'encrypt_mb_per_s'):.0f} / "
-      f"{med('bulk', 'decrypt_mb_per_s'):.0f} MB/s |")
-for c in ("chacha20-poly1305", "aes-128-gcm"):
-    print(f"| raw AEAD {c}, 16 KiB, encrypt | {med('aead', 'encrypt_mb_per_s', c):.0f} MB/s |")
+rows = [  # label, format, (test, key[, cipher])...
+    ("full handshake (client + server on one core)", "{0:.0f}/s (wall: {1:.0f}/s)",
+     ("handshake_full", "per_sec_cpu"), ("handshake_full", "per_sec")),
+    ("full handshake, client side only", "{0:.0f} us -> {1:.0f}/s per core",
+     ("handshake_full", "client_us"), ("handshake_full", "client_per_sec_core")),
+    ("full handshake, server side only", "{0:.0f} us -> {1:.0f}/s per core",
+     ("handshake_full", "server_us"), ("handshake_full", "server_per_sec_core")),
+    ("resumed handshake (client + server on one core)", "{0:.0f}/s (wall: {1:.0f}/s)",
+     ("handshake_resumed", "per_sec_cpu"), ("handshake_resumed", "per_sec")),
+    ("resumed handshake, server side only", "{0:.0f} us -> {1:.0f}/s per core",
+     ("handshake_resumed", "server_us"), ("handshake_resumed", "server_per_sec_core")),
+    ("bulk, 16 KiB records, encrypt + decrypt on one core", "{0:.0f} MB/s",
+     ("bulk", "mb_per_s_cpu")),
+    ("bulk, encrypt alone / decrypt alone", "{0:.0f} / {1:.0f} MB/s",
+     ("bulk", "encrypt_mb_per_s"), ("bulk", "decrypt_mb_per_s")),
+] + [(f"raw AEAD {c}, 16 KiB, encrypt", "{0:.0f} MB/s", ("aead", "encrypt_mb_per_s", c))
+     for c in ("chacha20-poly1305", "aes-128-gcm")]
+def cell(row, rs):
+    return row[1].format(*[med(*k, recs=rs) for k in row[2:]])
+if base:
+    brecs = [json.loads(l) for l in open(base) if l.strip()]
+    bname = base.rsplit('/', 1)[-1]
+    print(f"Baseline: {bname} (wolfSSL: {brecs[0].get('wolfssl', '?')} build), "
+          "run before this one; ratio = this / baseline on the row's first number (for "
+          "times in us, lower is better).\n")
+    print(f"| test | baseline | this run | ratio |\n|---|---|---|---|")
+    for row in rows:
+        b, t = med(*row[2], recs=brecs), med(*row[2])
+        ratio = t / b if b and not math.isnan(b) else float("nan")
+        print(f"| {row[0]} | {cell(row, brecs)} | {cell(row, recs)} | {ratio:.2f}x |")
+else:
+    print("| test | result |\n|---|---|")
+    for row in rows:
+        print(f"| {row[0]} | {cell(row, recs)} |")
 print()
 hs = [r for r in recs if r["test"] == "handshake_full"]
 if hs:
@@ -154,9 +196,7 @@ print(f"Load: the thread got at least {low * 100:.0f}% of its core's wall time "
 print()
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
               if l.startswith("model name")), "?")
-print(f"Machine: {model}; {platform.system()} {platform.release()}; wolfSSL "
-      + subprocess.run(["pkg-config", "--modversion", "wolfssl"], capture_output=True,
-                       text=True).stdout.strip())
+print(f"Machine: {model}; {platform.system()} {platform.release()}; {wolfssl}")
 git = lambda *a: subprocess.run(["git", "-C", root] + list(a), capture_output=True,
                                 text=True).stdout.strip()
 dirty = git("status", "--porcelain", "--", "sidecar", "xds", "common").split("\n")
