@@ -175,8 +175,9 @@ hs = [r for r in recs if r["test"] == "handshake_full"]
 if hs:
     print(f"Handshake: TLS 1.3, ECDSA P-256 SVIDs from ringmeshctl, ALPN {hs[0]['alpn']}, "
           f"resumed={str(hs[0]['resumed']).lower()}; client saw {hs[0]['client_saw']}, "
-          f"server saw {hs[0]['server_saw']}. Bulk cipher: TLS13-CHACHA20-POLY1305-SHA256 "
-          "(tls.c's first choice; the pair cannot pick another through tls.h). "
+          f"server saw {hs[0]['server_saw']}. Bulk cipher: "
+          f"{next((r['cipher'] for r in recs if r['test'] == 'bulk'), '?')} "
+          "(tls.c's first choice for this wolfSSL build). "
           + next((f"AES-GCM: {r['note']}." for r in recs if r.get("note")), ""))
     print()
 rs = [r for r in recs if r["test"] == "handshake_resumed"]

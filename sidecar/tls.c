@@ -19,7 +19,14 @@
 
 #include "ca.h"
 
+/* By measurement (bench/results/2026-11-25-tls*.md): Debian's wolfSSL has no AES-NI and
+ * its ChaCha20-Poly1305 is 2.2x its AES-GCM; built with AES-NI (make WOLFSSL=fast) AES-GCM
+ * is 2.3x ChaCha20. A peer of the other build still agrees on one of the two. */
+#ifdef WOLFSSL_AESNI
+#define TLS_CIPHERS "TLS13-AES128-GCM-SHA256:TLS13-CHACHA20-POLY1305-SHA256"
+#else
 #define TLS_CIPHERS "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256"
+#endif
 
 #define TLS_RESUME_KEY_MAX 320
 #define TLS_SESSION_CACHE  256
@@ -714,6 +721,12 @@ const char *tls_conn_alpn(const struct tls_conn *t)
 bool tls_conn_resumed(const struct tls_conn *t)
 {
     return wolfSSL_session_reused(t->ssl) == 1;
+}
+
+const char *tls_conn_cipher(const struct tls_conn *t)
+{
+    const char *c = t->established ? wolfSSL_get_cipher_name(t->ssl) : NULL;
+    return c ? c : "";
 }
 
 const char *tls_conn_reason(const struct tls_conn *t)
