@@ -19,7 +19,7 @@
 #      sidecar stays connected: its own time per update (server log "push ... to <node>" to
 #      the sidecar's log "ACK ... nonce N", both ms timestamps) and its RSS after the changes
 #      are recorded too. Between changes a quiet gap (BENCH_XDS_GAP_MS; default 300 ms + 1.5x
-#      the point's start-up load time): the API's own write makes ringmesh-xds re-read the
+#      the point's start-up load time, at most 10 s): the API's own write makes ringmesh-xds re-read the
 #      whole directory 200 ms later (inotify), which blocks its loop; the gap keeps the next
 #      change out of that reload, and the report gives the reload's time from the log.
 # Per-service and per-endpoint sidecar memory come from three points: 0x0 (empty config),
@@ -64,6 +64,7 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$TMP/bin" && cp "$RINGMESH_BIN/ringmesh-xds" "$RINGMESH_BIN/ringmesh-sidecar" \
     "$XDSLOAD" "$TMP/bin/" || die "cannot copy the binaries to $TMP/bin"
 BIN=$TMP/bin
@@ -156,6 +157,7 @@ for size in "${SIZES[@]}"; do
     # ---- 3. the load clients and the changes
     if [[ $LOAD_SIZES == *" $size "* ]] && [ "$S" -gt 0 ]; then
         gap=${BENCH_XDS_GAP_MS:-$((300 + xready * 3 / 2))}
+        [ -n "${BENCH_XDS_GAP_MS:-}" ] || [ "$gap" -le 10000 ] || gap=10000
         slices=$(python3 -c "import random,sys; random.seed(1); s=int(sys.argv[1]); print(','.join('bench/svc-%05d-1' % i for i in random.sample(range(s), min(s, int(sys.argv[2])))))" "$S" "$CHANGES")
         say "$size: $CLIENTS clients, $CHANGES changes, ${gap} ms apart"
         xc0=$(cpu_ms "$XPID")
