@@ -299,8 +299,10 @@ static void on_inotify(struct loop *l, struct loop_op *op, int res, struct loop_
     if (res > 0) {
         for (char *p = w->ibuf; p < w->ibuf + res;) {
             struct inotify_event *ev = (struct inotify_event *)p;
-            /* our own temporary files start with '.'; their rename shows up as the real name */
-            if (!ev->len || ev->name[0] != '.')
+            /* our own temporary files start with '.'; their rename shows up as the real
+             * name, which is ours too while the file is as the API left it */
+            if (!ev->len ||
+                (ev->name[0] != '.' && !xds_own_write_is(w->srv, w->srv->config_dir, ev->name)))
                 relevant = true;
             p += sizeof(*ev) + ev->len;
         }

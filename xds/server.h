@@ -74,7 +74,21 @@ struct xds_server {
     uint64_t next_conn_id;
     bool stopping;
     struct xds_metrics m;
+    /* Files the API itself wrote or removed lately, so the inotify events they cause do not
+     * re-read the whole directory (at 10k objects that took seconds per apply): a name
+     * with the inode, size and mtime it was left with (ino 0: removed). A ring. */
+    struct xds_own_write {
+        char name[256];
+        unsigned long ino;
+        long long size, mtime_ns;
+    } own[64];
+    unsigned n_own;
 };
+
+/* Notes that the API just wrote (or removed) path in the config directory. */
+void xds_own_write_note(struct xds_server *srv, const char *path);
+/* Whether dir/name is as the API last left it (an event for it is our own). */
+bool xds_own_write_is(const struct xds_server *srv, const char *dir, const char *name);
 
 /* Accepts on a sidecar port; tls says 15012. Takes fd. 0 or -errno (fd closed then). */
 int xds_h2_accept(struct xds_server *srv, int fd, bool tls);

@@ -9,8 +9,9 @@
  * request's source, x-ringmesh-source when ringmeshctl sends it, the document and the field),
  * committed to the store together with everything else (all or nothing), then each created
  * or configured object is written to its own file in the manifest directory (store_dir.c)
- * before the answer. The inotify reload that our own write causes finds the same objects
- * and changes nothing (store_commit compares contents), so it neither loops nor re-pushes.
+ * before the answer. The inotify events of our own writes start no reload (the file is as
+ * xds_own_write_note() saw it); a reload that does happen finds the same objects and
+ * changes nothing (store_commit compares contents), so it neither loops nor re-pushes.
  *
  * Ownership: struct api_conn owns its sock and request buffers and frees itself when the
  * sock has closed.
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -313,6 +315,8 @@ static void api_apply(struct api_conn *a, const char *src, const char *body, siz
         if (o && (rc = store_dir_write(srv->config_dir, o, e2, sizeof(e2)))) {
             log_error("apply: %s", e2);
             snprintf(werr_msg, sizeof(werr_msg), "applied, but not saved: %s", e2);
+        } else if (o && o->file) {
+            xds_own_write_note(srv, o->file);
         }
     }
     free(act);
@@ -347,9 +351,14 @@ static void api_delete(struct api_conn *a, char **parts)
         return;
     }
     /* an object from a hand-written manifest would come back on the next reload */
-    if (srv->config_dir && o->file && store_dir_remove(srv->config_dir, o, err, sizeof(err)) == -EPERM) {
-        answer_error(a, 409, "%s", err);
-        return;
+    if (srv->config_dir && o->file) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s", o->file);
+        if (store_dir_remove(srv->config_dir, o, err, sizeof(err)) == -EPERM) {
+            answer_error(a, 409, "%s", err);
+            return;
+        }
+        xds_own_write_note(srv, path);
     }
     struct store_obj *key = calloc(1, sizeof(*key));
     if (!key || !(key->ns = strdup(parts[1])) || !(key->name = strdup(parts[2]))) {
@@ -569,4 +578,46 @@ void xds_api_close_all(struct xds_server *srv)
 {
     for (struct api_conn *a = srv->api_conns; a; a = a->next)
         api_close(a);
+}
+
+/* ---- our own writes, told apart from other changes to the directory ---- */
+
+void xds_own_write_note(struct xds_server *srv, const char *path)
+{
+    struct stat st;
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    struct xds_own_write *w = NULL;
+    for (unsigned i = 0; i < srv->n_own && i < sizeof(srv->own) / sizeof(srv->own[0]); i++)
+        if (!strcmp(srv->own[i].name, name))
+            w = &srv->own[i];
+    if (!w)
+        w = &srv->own[srv->n_own++ % (sizeof(srv->own) / sizeof(srv->own[0]))];
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    if (stat(path, &st) == 0) {
+        w->ino = (unsigned long)st.st_ino;
+        w->size = (long long)st.st_size;
+        w->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    } else {
+        w->ino = 0;
+        w->size = w->mtime_ns = 0;
+    }
+}
+
+bool xds_own_write_is(const struct xds_server *srv, const char *dir, const char *name)
+{
+    for (unsigned i = 0; i < srv->n_own && i < sizeof(srv->own) / sizeof(srv->own[0]); i++) {
+        const struct xds_own_write *w = &srv->own[i];
+        if (strcmp(w->name, name) != 0)
+            continue;
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        if (stat(path, &st) < 0)
+            return w->ino == 0;
+        return w->ino == (unsigned long)st.st_ino && w->size == (long long)st.st_size &&
+               w->mtime_ns ==
+                   (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    return false;
 }

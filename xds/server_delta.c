@@ -178,6 +178,8 @@ int delta_request(struct delta_type *t, const struct delta_req *r, int64_t now_s
         }
     }
     t->subscribed = true;
+    if (r->n_subscribe || r->n_unsubscribe || r->n_initial)
+        t->dirty = true;
     if (r->has_nonce) {
         if (!t->pending_nonce || r->nonce != t->pending_nonce) {
             *ack = DELTA_STALE;
@@ -282,6 +284,21 @@ int delta_next(const struct delta_type *t, const struct store *s, struct delta_r
 oom:
     delta_resp_free(out);
     return -ENOMEM;
+}
+
+int delta_next_if_due(struct delta_type *t, const struct store *s, struct delta_resp *out)
+{
+    uint64_t rev = s->kind_rev[t->kind];
+    if (t->subscribed && t->sent_first && !t->pending_nonce && !t->dirty && t->seen_rev == rev) {
+        memset(out, 0, sizeof(*out));
+        return 0;
+    }
+    int due = delta_next(t, s, out);
+    if (due >= 0 && t->subscribed && !t->pending_nonce) {
+        t->seen_rev = rev;
+        t->dirty = false;
+    }
+    return due;
 }
 
 int delta_sent(struct delta_type *t, const struct delta_resp *r, uint64_t nonce, uint64_t sysver)

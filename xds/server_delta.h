@@ -55,6 +55,11 @@ struct delta_type {
     uint64_t acked_sysver; /* system_version_info of the last ACKed response; 0 = none */
     uint64_t acks, nacks;
     struct delta_nack last_nack;
+    /* the store's kind_rev when delta_next last looked (not while a response was
+     * pending), and whether a request changed what the client wants since: with neither
+     * moved there is nothing new to send and the type is skipped (delta_due) */
+    uint64_t seen_rev;
+    bool dirty;
 };
 
 /* One request line of this type, already parsed (borrowed strings). */
@@ -74,6 +79,11 @@ struct delta_req {
 enum delta_ack { DELTA_NONE, DELTA_ACK, DELTA_NACK, DELTA_STALE };
 
 void delta_type_init(struct delta_type *t, enum model_kind kind);
+struct delta_resp;
+/* Whether delta_next may have something to send: false when nothing is pending, the first
+ * response went out, no request changed the subscription and the store's revision of this
+ * kind is the one last looked at. Then calls delta_next, and marks what it saw. */
+int delta_next_if_due(struct delta_type *t, const struct store *s, struct delta_resp *out);
 void delta_type_free(struct delta_type *t);
 
 /* Applies one request line at now_s. Returns 0 and what its nonce meant in *ack, or

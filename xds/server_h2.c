@@ -223,7 +223,7 @@ static void stream_pump(struct xds_stream *st)
     for (int i = 0; i < STORE_TYPE_COUNT; i++) {
         struct delta_type *t = &st->types[i];
         struct delta_resp r;
-        int due = delta_next(t, &srv->store, &r);
+        int due = delta_next_if_due(t, &srv->store, &r);
         if (due < 0) {
             stream_fail(st, "out of memory");
             return;

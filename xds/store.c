@@ -272,6 +272,7 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
     struct store_obj **cand = malloc(cap * sizeof(*cand));
     bool *reused = NULL; /* reused[i]: the candidate keeps s->objs[i] */
     uint64_t rev = s->revision + 1;
+    bool kchanged[MODEL_KIND_COUNT] = {false};
     int rc = 0;
 
     *changed = false;
@@ -301,9 +302,11 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
                 reused[i] = true;
             }
         }
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < n; j++) {
             if (actions)
                 actions[j] = STORE_DELETED;
+            kchanged[objs[j]->kind] = true;
+        }
         *changed = n > 0;
     } else {
         /* sort the new objects (stable: the last copy of a key is kept) */
@@ -328,6 +331,7 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
             } else {
                 o->version = rev;
                 *changed = true;
+                kchanged[o->kind] = true;
             }
             cand[cn++] = o;
         }
@@ -341,17 +345,16 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
                     reused[i] = true;
                 }
             }
-        } else {
-            for (size_t i = 0; i < s->n && !*changed; i++) {
-                bool kept = false;
-                for (size_t j = 0; j < cn && !kept; j++)
-                    kept = !obj_cmp(&s->objs[i], &cand[j]);
-                if (!kept)
-                    *changed = true; /* a removal */
-            }
         }
     }
     qsort(cand, cn, sizeof(*cand), obj_cmp);
+    if (mode == STORE_REPLACE) { /* removals: the old objects the sorted candidate lacks */
+        for (size_t i = 0; i < s->n; i++)
+            if (!bsearch(&s->objs[i], cand, cn, sizeof(*cand), obj_cmp)) {
+                *changed = true;
+                kchanged[s->objs[i]->kind] = true;
+            }
+    }
     if ((rc = validate(cand, cn, err, errlen))) {
         *changed = false;
         goto fail;
@@ -377,8 +380,12 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
     s->objs = cand;
     s->n = cn;
     s->cap = cap;
-    if (*changed)
+    if (*changed) {
         s->revision = rev;
+        for (int k = 0; k < MODEL_KIND_COUNT; k++)
+            if (kchanged[k])
+                s->kind_rev[k] = rev;
+    }
     free(reused);
     return 0;
 

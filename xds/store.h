@@ -40,6 +40,9 @@ struct store {
     struct store_obj **objs; /* owned, sorted by store_obj_cmp */
     size_t n, cap;
     uint64_t revision; /* 0 = empty and never changed */
+    /* per kind: the revision at which an object of that kind last appeared, changed or
+     * went (streams skip a kind whose kind_rev they have already answered) */
+    uint64_t kind_rev[MODEL_KIND_COUNT];
 };
 
 /* What a commit did to one object, for the API's answer. */

@@ -89,6 +89,7 @@ check "  saved to the directory atomically as its own file" bash -c "jq -e '.spe
 echo ack >&3
 sleep 0.5 # the inotify reload of our own write
 check "  our own write reloaded changes nothing (revision 2, no extra push)" bash -c "[ \"\$(curl -s http://127.0.0.1:$P2/metrics | awk '\$1==\"ringmesh_xds_store_revision\"{print \$2}')\" = 2 ] && [ \$(grep -c '\"nonce\"' '$C1') = 7 ]"
+check "  our own write starts no directory reload (reloads_total ok stays 1)" bash -c "[ \"\$(curl -s http://127.0.0.1:$P2/metrics | awk '\$1==\"ringmesh_xds_reloads_total{result=\\\"ok\\\"}\"{print \$2}')\" = 1 ]"
 
 # ---- an endpoint change sends that one slice ----
 awk 'BEGIN{RS="---\n"} NR==2' "$CFG/mesh.yaml" | sed 's/10.0.0.1/10.0.0.11/' | "$CTL" apply -f - >/dev/null

@@ -77,12 +77,12 @@ static const char *names(const struct delta_resp *r)
 
 static uint64_t nonce_ctr;
 
-/* delta_next + delta_sent; returns the names sent or "(none)". */
+/* delta_next_if_due (what the server calls) + delta_sent; the names sent or "(none)". */
 static const char *push(struct delta_type *t, const struct store *s)
 {
     static char out[1024];
     struct delta_resp r;
-    int due = delta_next(t, s, &r);
+    int due = delta_next_if_due(t, s, &r);
     if (due <= 0)
         return "(none)";
     snprintf(out, sizeof(out), "%s", names(&r));
@@ -346,10 +346,67 @@ static void test_map(void)
     delta_map_free(&m);
 }
 
+/* kind_rev: which kinds a commit touched, so streams skip the others */
+static void test_kind_rev(void)
+{
+    struct store s;
+    struct delta_type ts, tp;
+    store_init(&s);
+    delta_type_init(&ts, MODEL_KIND_SERVICE);
+    delta_type_init(&tp, MODEL_KIND_DESTINATION_POLICY);
+    subscribe_all(&ts);
+    subscribe_all(&tp);
+    is_int(apply_svc(&s, "a", 80), 0, "kind_rev: a Service");
+    ok(s.kind_rev[MODEL_KIND_SERVICE] == s.revision && s.kind_rev[MODEL_KIND_DESTINATION_POLICY] == 0,
+       "kind_rev: the Service kind moved, DestinationPolicy did not");
+    is_str(push(&ts, &s), "default/a@1", "kind_rev: the Service is pushed");
+    is_str(push(&tp, &s), "", "kind_rev: the first (empty) DestinationPolicy response");
+    answer(&ts, nonce_ctr - 1, NULL);
+    answer(&tp, nonce_ctr, NULL);
+    is_int(apply(&s,
+                 "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
+                 "metadata: {name: a, namespace: default}\n"
+                 "spec: {targetRef: {group: \"\", kind: Service, name: a}}\n",
+                 STORE_MERGE, NULL, NULL),
+           0, "kind_rev: a DestinationPolicy");
+    ok(s.kind_rev[MODEL_KIND_SERVICE] == 1 && s.kind_rev[MODEL_KIND_DESTINATION_POLICY] == 2,
+       "kind_rev: only DestinationPolicy moved (1, 2)");
+    is_str(push(&ts, &s), "(none)", "kind_rev: nothing for the Service type");
+    is_str(push(&tp, &s), "default/a@2", "kind_rev: the policy goes out");
+    is_int(apply_svc(&s, "a", 80), 0, "kind_rev: the same Service again");
+    is_int((int)s.kind_rev[MODEL_KIND_SERVICE], 1, "kind_rev: an unchanged apply moves nothing");
+    /* a change while a response is pending is sent after the ACK (coalesced) */
+    is_int(apply_svc(&s, "b", 81), 0, "kind_rev: Service b");
+    answer(&tp, nonce_ctr, NULL);
+    is_str(push(&ts, &s), "default/b@3", "kind_rev: b is pushed");
+    is_int(apply_svc(&s, "c", 82), 0, "kind_rev: Service c while b is unACKed");
+    is_str(push(&ts, &s), "(none)", "kind_rev: nothing while pending");
+    answer(&ts, nonce_ctr, NULL);
+    is_str(push(&ts, &s), "default/c@4", "kind_rev: c after the ACK");
+    answer(&ts, nonce_ctr, NULL);
+    /* a subscription change is looked at even when the store did not move */
+    static const char *const names_[] = {"default/zz"};
+    struct delta_req q = {.subscribe = names_, .n_subscribe = 1};
+    enum delta_ack a;
+    delta_request(&ts, &q, 1000, &a, err, sizeof(err));
+    is_str(push(&ts, &s), "-default/zz",
+           "kind_rev: an explicit name that does not exist comes back removed, store unmoved");
+    ok(!ts.dirty, "kind_rev: the subscription change was looked at");
+    answer(&ts, nonce_ctr, NULL);
+    /* removals (replace mode) move the removed kind */
+    is_int(del(&s, MODEL_KIND_SERVICE, "default", "c"), 0, "kind_rev: delete c");
+    is_int((int)s.kind_rev[MODEL_KIND_SERVICE], (int)s.revision, "kind_rev: a delete moves it");
+    is_str(push(&ts, &s), "-default/c", "kind_rev: c is removed");
+    delta_type_free(&ts);
+    delta_type_free(&tp);
+    store_free(&s);
+}
+
 int main(void)
 {
     test_store();
     test_delta();
     test_map();
+    test_kind_rev();
     return tap_done();
 }
