@@ -632,6 +632,7 @@ static bool hc_tls_ready(struct hconn *c)
             if (c->src.ss_family != AF_UNSPEC)
                 addr_format((struct sockaddr *)&c->src, a);
             http_stat(c->w, c->dir, STATS_TLS_FAIL);
+            http_stat(c->w, c->dir, STATS_TLS_FAIL_UNTRUSTED + tls_conn_fail(s->tls));
             log_warn("mTLS from %s: handshake failed: %s", a, tls_conn_reason(s->tls));
             hc_close(c, true, "TLS handshake failed");
         }
@@ -1409,6 +1410,7 @@ static void hc_connected(struct sock *s, int res)
         if (c->sock.tls && res == -ECONNREFUSED && c->sock.bytes_in) {
             /* TCP was up: the TLS handshake failed, and says why */
             http_stat(c->w, c->dir, STATS_TLS_FAIL);
+            http_stat(c->w, c->dir, STATS_TLS_FAIL_UNTRUSTED + tls_conn_fail(c->sock.tls));
             log_warn("mTLS to %s: handshake failed: %s",
                      addr_format((struct sockaddr *)&c->sock.peer, a),
                      tls_conn_reason(c->sock.tls));

@@ -61,6 +61,14 @@ enum stats_cx {
     STATS_TLS_HANDSHAKE,        /* mTLS handshakes completed (upstream and downstream) */
     STATS_TLS_RESUMED,          /* ...of them resumed a session */
     STATS_TLS_FAIL,             /* handshakes failed: untrusted, expired, wrong identity... */
+    /* ...by reason (enum tls_fail order): */
+    STATS_TLS_FAIL_UNTRUSTED,   /* the chain does not reach the bundle (another CA, bad signature) */
+    STATS_TLS_FAIL_EXPIRED,     /* expired or not yet valid */
+    STATS_TLS_FAIL_NO_CERT,     /* the peer sent no certificate */
+    STATS_TLS_FAIL_NOT_SVID,    /* no SPIFFE URI SAN, two, or one that breaks the SVID rules */
+    STATS_TLS_FAIL_WRONG_ID,    /* another trust domain, or not an identity of the service */
+    STATS_TLS_FAIL_CLOSED,      /* the peer closed during the handshake (often: it refused us) */
+    STATS_TLS_FAIL_PROTOCOL,    /* anything else: an alert, a protocol or cipher error */
     STATS_CX_MTLS,              /* inbound connections that came with mTLS */
     STATS_CX_PLAINTEXT,         /* inbound plaintext accepted (PERMISSIVE, or no mTLS) */
     STATS_CX_PLAINTEXT_REFUSED, /* inbound plaintext closed (STRICT) */

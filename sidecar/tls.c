@@ -81,6 +81,7 @@ struct tls_conn {
     char resume_key[TLS_RESUME_KEY_MAX]; /* client: "" = no resumption */
     char resume_peer[TLS_ID_MAX];        /* client: the cached session's peer identity */
     bool session_saved;                  /* client: a ticket from this connection is cached */
+    enum tls_fail fail;                  /* with reason: its class */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -583,8 +584,16 @@ static void set_reason_from_ssl(struct tls_conn *t, int ret)
                                                : NULL;
         snprintf(t->reason, sizeof(t->reason), "certificate verify failed: %s (%ld)",
                  why ? why : buf, v);
-    } else
+        t->fail = v == 9 || v == 10 ? TLS_FAIL_EXPIRED : TLS_FAIL_UNTRUSTED;
+    } else {
         snprintf(t->reason, sizeof(t->reason), "%s", buf);
+        /* wolfSSL names a missing client certificate, or an expired one it checked itself */
+        t->fail = strstr(buf, "certificate") && (strstr(buf, "peer") || strstr(buf, "return"))
+                      ? TLS_FAIL_NO_CERT
+                  : e == ASN_AFTER_DATE_E || e == ASN_BEFORE_DATE_E ? TLS_FAIL_EXPIRED
+                  : e == ASN_NO_SIGNER_E || e == ASN_SIG_CONFIRM_E ? TLS_FAIL_UNTRUSTED
+                                                                   : TLS_FAIL_PROTOCOL;
+    }
 }
 
 /* The peer certificate's SPIFFE ID into t->peer (once: the ticket callback may have read it
@@ -596,6 +605,7 @@ static int peer_svid(struct tls_conn *t, char *why, size_t whylen)
     WOLFSSL_X509 *x = wolfSSL_get_peer_certificate(t->ssl);
     if (!x) {
         snprintf(why, whylen, "the peer sent no certificate");
+        t->fail = TLS_FAIL_NO_CERT;
         return -1;
     }
     char w[256];
@@ -604,6 +614,7 @@ static int peer_svid(struct tls_conn *t, char *why, size_t whylen)
     if (r < 0) {
         t->peer[0] = 0;
         snprintf(why, whylen, "the peer's certificate is not an SVID: %s", w);
+        t->fail = TLS_FAIL_NOT_SVID;
         return -1;
     }
     return 0;
@@ -628,6 +639,7 @@ static int check_peer(struct tls_conn *t)
     if (tdl != strlen(t->creds->trust_domain) || strncmp(td, t->creds->trust_domain, tdl) != 0) {
         snprintf(t->reason, sizeof(t->reason), "the peer %s is not in trust domain %s", t->peer,
                  t->creds->trust_domain);
+        t->fail = TLS_FAIL_WRONG_ID;
         return -1;
     }
     if (!t->server && t->n_want) {
@@ -636,6 +648,7 @@ static int check_peer(struct tls_conn *t)
                 return 0;
         snprintf(t->reason, sizeof(t->reason), "the peer %s is not an identity of the service",
                  t->peer);
+        t->fail = TLS_FAIL_WRONG_ID;
         return -1;
     }
     return 0;
@@ -727,6 +740,11 @@ const char *tls_conn_cipher(const struct tls_conn *t)
 {
     const char *c = t->established ? wolfSSL_get_cipher_name(t->ssl) : NULL;
     return c ? c : "";
+}
+
+enum tls_fail tls_conn_fail(const struct tls_conn *t)
+{
+    return t->reason[0] ? t->fail : TLS_FAIL_CLOSED;
 }
 
 const char *tls_conn_reason(const struct tls_conn *t)

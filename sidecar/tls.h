@@ -95,5 +95,16 @@ bool tls_conn_resumed(const struct tls_conn *t);
 /* The cipher suite in use ("TLS13-CHACHA20-POLY1305-SHA256"), "" before the handshake. */
 const char *tls_conn_cipher(const struct tls_conn *t);
 const char *tls_conn_reason(const struct tls_conn *t);
+/* Why a handshake failed, as a class to count (the order of stats.h's STATS_TLS_FAIL_*). */
+enum tls_fail {
+    TLS_FAIL_UNTRUSTED,
+    TLS_FAIL_EXPIRED,
+    TLS_FAIL_NO_CERT,
+    TLS_FAIL_NOT_SVID,
+    TLS_FAIL_WRONG_ID,
+    TLS_FAIL_CLOSED,
+    TLS_FAIL_PROTOCOL,
+};
+enum tls_fail tls_conn_fail(const struct tls_conn *t);
 
 #endif

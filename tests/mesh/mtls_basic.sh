@@ -360,12 +360,13 @@ for io in "${RM_IOS[@]}"; do
     # ---- the server's identity must be one the Service allows (its service accounts)
     fetch a --http1.1 http://$WEBOK/
     expect "a Service whose service accounts include b's reaches b" code=200 hdr:x-app=web
-    snap a outbound.tls_handshake_failures
+    snap a outbound.tls_handshake_failures outbound.tls_fail_wrong_identity
     log_mark a
     fetch a --http1.1 http://$WEBBAD/
     expect "a Service whose service accounts do not include b's: 503, no connection to b used" \
         code=503
     check_delta a outbound.tls_handshake_failures "${S[a:outbound.tls_handshake_failures]}" ge 1
+    check_delta a outbound.tls_fail_wrong_identity "${S[a:outbound.tls_fail_wrong_identity]}" ge 1
     warned a "mTLS to $B:8080: handshake failed: the peer spiffe://cluster.local/ns/default/sa/b is not an identity of the service" \
         "the wrong identity: a logs the peer and why"
     fetch a --http1.1 http://$WEBOK/
@@ -393,28 +394,31 @@ for io in "${RM_IOS[@]}"; do
     check_delta b inbound.cx_plaintext "${S[b:inbound.cx_plaintext]}" eq 0
 
     # ---- refusals, each counted on b and logged with its reason
-    snap b inbound.tls_handshake_failures
+    snap b inbound.tls_handshake_failures inbound.tls_fail_no_cert
     log_mark b
     refused "a client without a certificate is refused"
     check_delta b inbound.tls_handshake_failures "${S[b:inbound.tls_handshake_failures]}" eq 1
+    check_delta b inbound.tls_fail_no_cert "${S[b:inbound.tls_fail_no_cert]}" eq 1
     warned b "mTLS from $H:[0-9]+: handshake failed: .*(no cert|certificate required|sent no certificate|NO_PEER_CERT|peer did not return)" \
         "no client certificate: b logs a warning with the peer and the reason"
     tls_get
     expect "curl without a client certificate gets no answer" code=000
 
-    snap b inbound.tls_handshake_failures
+    snap b inbound.tls_handshake_failures inbound.tls_fail_untrusted
     log_mark b
     cert_of xclient
     refused "a certificate from another CA is refused" "${CERT[@]}"
     check_delta b inbound.tls_handshake_failures "${S[b:inbound.tls_handshake_failures]}" eq 1
+    check_delta b inbound.tls_fail_untrusted "${S[b:inbound.tls_fail_untrusted]}" eq 1
     warned b "mTLS from $H:[0-9]+: handshake failed: certificate verify failed" \
         "another CA: b logs 'certificate verify failed' with the peer"
 
-    snap b inbound.tls_handshake_failures
+    snap b inbound.tls_handshake_failures inbound.tls_fail_expired
     log_mark b
     cert_of expired
     refused "an expired certificate is refused" "${CERT[@]}"
     check_delta b inbound.tls_handshake_failures "${S[b:inbound.tls_handshake_failures]}" eq 1
+    check_delta b inbound.tls_fail_expired "${S[b:inbound.tls_fail_expired]}" eq 1
     warned b "mTLS from $H:[0-9]+: handshake failed: certificate verify failed: .*(expired|date)" \
         "an expired certificate: b logs 'certificate verify failed' naming the expiry"
     # the control: the same client with a good certificate still gets through
