@@ -265,6 +265,40 @@ static int validate(struct store_obj *const *objs, size_t n, char *err, size_t e
     return 0;
 }
 
+/* spec.targetRef.name of a DestinationPolicy document ("" if absent). */
+static const char *policy_target(const struct store_obj *o)
+{
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(o->doc, "spec");
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(spec, "targetRef");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(ref, "name");
+    return cJSON_IsString(name) ? name->valuestring : "";
+}
+
+/* The model's rule across objects, for the new DestinationPolicies in objs: no other
+ * policy in the (sorted) candidate targets the same Service. */
+static int check_policy_targets(struct store_obj *const *cand, size_t cn,
+                                struct store_obj *const *objs, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (objs[i]->kind != MODEL_KIND_DESTINATION_POLICY)
+            continue;
+        const char *t = policy_target(objs[i]);
+        for (size_t j = 0; j < cn; j++) {
+            const struct store_obj *o = cand[j];
+            if (o->kind != MODEL_KIND_DESTINATION_POLICY || o == objs[i] ||
+                strcmp(o->ns, objs[i]->ns) != 0 || strcmp(o->name, objs[i]->name) == 0 ||
+                strcmp(policy_target(o), t) != 0)
+                continue;
+            snprintf(err, errlen,
+                     "DestinationPolicy %s/%s: spec.targetRef: Service %s/%s already has "
+                     "DestinationPolicy %s/%s",
+                     objs[i]->ns, objs[i]->name, o->ns, t, o->ns, o->name);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs, size_t n,
                  enum store_action *actions, bool *changed, char *err, size_t errlen)
 {
@@ -355,7 +389,13 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
                 kchanged[s->objs[i]->kind] = true;
             }
     }
-    if ((rc = validate(cand, cn, err, errlen))) {
+    /* A directory reload validates the whole set with the model. An API change needs less:
+     * its objects were each validated by store_parse, the store keeps keys unique, and the
+     * model's one rule across objects is one DestinationPolicy per Service (a delete cannot
+     * break it). At 10k Services the whole set took about 2 s per apply. */
+    if (mode == STORE_REPLACE ? (rc = validate(cand, cn, err, errlen))
+        : mode == STORE_MERGE ? (rc = check_policy_targets(cand, cn, objs, n, err, errlen))
+                              : 0) {
         *changed = false;
         goto fail;
     }

@@ -397,6 +397,32 @@ static void test_kind_rev(void)
     is_int(del(&s, MODEL_KIND_SERVICE, "default", "c"), 0, "kind_rev: delete c");
     is_int((int)s.kind_rev[MODEL_KIND_SERVICE], (int)s.revision, "kind_rev: a delete moves it");
     is_str(push(&ts, &s), "-default/c", "kind_rev: c is removed");
+    /* an API change is not revalidated as a whole set: the one rule across objects */
+    static const char dp2[] = "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
+                              "metadata: {name: other, namespace: default}\n"
+                              "spec: {targetRef: {group: \"\", kind: Service, name: a}}\n";
+    uint64_t rev = s.revision;
+    is_int(apply(&s, dp2, STORE_MERGE, NULL, NULL), -EINVAL,
+           "a second DestinationPolicy for Service a is refused");
+    ok(strstr(err, "DestinationPolicy default/other: spec.targetRef: Service default/a already "
+                   "has DestinationPolicy default/a") != NULL,
+       "... naming both (%s)", err);
+    is_int((int)s.revision, (int)rev, "... and nothing changed");
+    static const char dp3[] = "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
+                              "metadata: {name: x, namespace: default}\n"
+                              "spec: {targetRef: {group: \"\", kind: Service, name: q}}\n"
+                              "---\napiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
+                              "metadata: {name: y, namespace: default}\n"
+                              "spec: {targetRef: {group: \"\", kind: Service, name: q}}\n";
+    is_int(apply(&s, dp3, STORE_MERGE, NULL, NULL), -EINVAL,
+           "two new policies for one Service in one apply are refused");
+    is_int(apply(&s,
+                 "apiVersion: ringmesh.io/v1alpha1\nkind: DestinationPolicy\n"
+                 "metadata: {name: a, namespace: default}\n"
+                 "spec: {targetRef: {group: \"\", kind: Service, name: a}, "
+                 "loadBalancer: {type: Random}}\n",
+                 STORE_MERGE, NULL, NULL),
+           0, "the policy itself may change");
     delta_type_free(&ts);
     delta_type_free(&tp);
     store_free(&s);
