@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ca.h"
+#include "fileio.h"
 #include "client.h"
 #include "log.h"
 #include "tls.h"
@@ -24,53 +25,25 @@
 
 static int write_atomic(const char *dir, const char *name, const char *data, mode_t mode)
 {
-    char path[4096], tmp[4200];
-    size_t len = strlen(data), off = 0;
-    int fd, rc = 0;
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.XXXXXX", dir, name);
-    if ((fd = mkstemp(tmp)) < 0) /* 0600 from the start: a key is never readable by others */
-        return -errno;
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            break;
-        }
-        off += (size_t)n;
-    }
-    if (!rc && fchmod(fd, mode))
-        rc = -errno;
-    if (!rc && fsync(fd))
-        rc = -errno;
-    if (close(fd) && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, path))
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    return file_write_atomic(path, data, strlen(data), mode, true);
 }
 
 /* The token file's first line, trimmed. malloc'd, or NULL with err. */
 static char *read_token(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *buf = calloc(1, TOKEN_MAX + 1);
+    char *buf;
     size_t n;
-    if (!f || !buf) {
-        snprintf(err, errlen, "--xds-token %s: %s", path, f ? "out of memory" : strerror(errno));
-        if (f)
-            fclose(f);
-        free(buf);
+    int rc = file_read(path, TOKEN_MAX, &buf, &n);
+    if (rc < 0) {
+        snprintf(err, errlen, "--xds-token %s: %s", path,
+                 rc == -EFBIG ? "over 8 KiB: not a token" : strerror(-rc));
         return NULL;
     }
-    n = fread(buf, 1, TOKEN_MAX, f);
-    fclose(f);
+    n = strcspn(buf, "\r\n");
     buf[n] = 0;
-    buf[strcspn(buf, "\r\n")] = 0;
     while (n && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
         buf[--n] = 0;
     if (!buf[0]) {

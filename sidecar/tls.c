@@ -18,6 +18,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "ca.h"
+#include "fileio.h"
 
 /* By measurement (bench/results/2026-11-25-tls*.md): Debian's wolfSSL has no AES-NI and
  * its ChaCha20-Poly1305 is 2.2x its AES-GCM; built with AES-NI (make WOLFSSL=fast) AES-GCM
@@ -250,30 +251,8 @@ static WOLFSSL_CTX *make_ctx(bool server, struct tls_creds *tc, const char *chai
 /* A whole small file (a PEM), NUL-terminated; NULL if unreadable. */
 static char *read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            char *b = realloc(buf, cap = n + 8192);
-            if (!b || cap > (1u << 20)) {
-                free(b ? b : buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = b;
-        }
-        size_t k = fread(buf + n, 1, 4096, f);
-        n += k;
-        if (k < 4096)
-            break;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    char *buf;
+    return file_read(path, 1u << 20, &buf, len) == 0 ? buf : NULL;
 }
 
 struct tls_creds *tls_creds_load(const char *dir, char *err, size_t errlen)

@@ -6,6 +6,7 @@
  * at once, which takes the lock.
  */
 #include "client.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -210,75 +211,24 @@ static void status_sync(struct xds_client *c)
 
 int xds_client_write_cache(const char *path, const struct xds_delta *d)
 {
-    char tmp[4096];
     size_t len;
-    int fd, e = 0;
     char *buf = xds_delta_cache(d, &len);
     if (!buf)
         return -ENOMEM;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        e = -errno;
-        goto out;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            e = -errno;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (!e && fsync(fd) < 0)
-        e = -errno;
-    close(fd);
-    if (!e && rename(tmp, path) < 0)
-        e = -errno;
-    if (e)
-        unlink(tmp);
-out:
+    int e = file_write_atomic(path, buf, len, 0600, false);
     free(buf);
     return e;
 }
 
 int xds_client_load_cache(const char *path, struct xds_delta *d, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL, why[512];
-    size_t len = 0, cap = 0;
-    int rc;
-    if (!f) {
-        rc = -errno;
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+    char *buf, why[512];
+    size_t len;
+    int rc = file_read(path, 256u << 20, &buf, &len);
+    if (rc < 0) {
+        seterr(err, errlen, "%s: %s", path, rc == -EFBIG ? "too large" : strerror(-rc));
         return rc;
     }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (256u << 20)) {
-                fclose(f);
-                free(buf);
-                seterr(err, errlen, "%s: too large", path);
-                return -EFBIG;
-            }
-            char *n = realloc(buf, cap ? cap * 2 : 65536);
-            if (!n) {
-                fclose(f);
-                free(buf);
-                seterr(err, errlen, "%s: out of memory", path);
-                return -ENOMEM;
-            }
-            buf = n;
-            cap = cap ? cap * 2 : 65536;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    fclose(f);
     rc = xds_delta_load_cache(d, buf, len, why, sizeof(why));
     if (rc < 0)
         seterr(err, errlen, "%s: %s", path, why);

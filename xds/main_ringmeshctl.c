@@ -42,6 +42,7 @@
 #include <curl/curl.h>
 
 #include "ca.h"
+#include "fileio.h"
 #include "model.h"
 
 #define EXIT_USAGE    2
@@ -175,63 +176,13 @@ static int mkdir_p(const char *dir, mode_t mode)
 /* Reads a whole (small) file; the caller frees *out. */
 static int read_all(const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-
-    if (!f)
-        return -errno;
-    if (!(buf = malloc(MAX_PEM_BYTES + 1))) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    n = fread(buf, 1, MAX_PEM_BYTES + 1, f);
-    if (ferror(f) || n > MAX_PEM_BYTES) {
-        int rc = ferror(f) ? -EIO : -EFBIG;
-        fclose(f);
-        free(buf);
-        return rc;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
+    return file_read(path, MAX_PEM_BYTES, out, len);
 }
 
 /* Writes data to dir/name through a temporary file and rename(2), with the given mode. */
 static int write_atomic(const char *path, const char *data, size_t len, mode_t mode)
 {
-    char tmp[PATH_MAX];
-    int fd, rc = 0;
-    size_t off = 0;
-    ssize_t n;
-
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    if ((fd = mkstemp(tmp)) < 0) /* created 0600: a key is never readable by others */
-        return -errno;
-    while (off < len) {
-        n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            break;
-        }
-        off += (size_t)n;
-    }
-    if (!rc && fchmod(fd, mode))
-        rc = -errno;
-    if (!rc && fsync(fd))
-        rc = -errno;
-    if (close(fd) && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, path))
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
+    return file_write_atomic(path, data, len, mode, false);
 }
 
 static void fmt_time(time_t t, char *buf, size_t cap)

@@ -29,6 +29,7 @@
 #include <wolfssl/ssl.h>
 
 #include "ca.h"
+#include "fileio.h"
 #include "log.h"
 #include "model.h"
 #include "server.h"
@@ -90,47 +91,12 @@ static int usage_error(const char *fmt, ...)
 
 static int read_text(const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    int e = ferror(f) ? -EIO : 0;
-    fclose(f);
-    if (!buf)
-        return -ENOMEM;
-    if (e) {
-        free(buf);
-        return e;
-    }
-    buf[n] = 0;
-    *out = buf;
-    if (len)
-        *len = n;
-    return 0;
+    return file_read(path, 1 << 20, out, len);
 }
 
 static int write_new(const char *path, const char *data, mode_t mode)
 {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    size_t len = strlen(data);
-    if (fd < 0)
-        return -errno;
-    if (write(fd, data, len) != (ssize_t)len || fchmod(fd, mode) || fsync(fd)) {
-        int e = -errno;
-        close(fd);
-        unlink(tmp);
-        return e ? e : -EIO;
-    }
-    close(fd);
-    if (rename(tmp, path)) {
-        int e = -errno;
-        unlink(tmp);
-        return e;
-    }
-    return 0;
+    return file_write_atomic(path, data, strlen(data), mode, false);
 }
 
 /* Loads (or creates) the CA in dir. */

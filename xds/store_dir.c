@@ -2,6 +2,7 @@
  * store_dir.c - see store_dir.h.
  */
 #include "store_dir.h"
+#include "fileio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -42,33 +43,7 @@ static bool is_own_file(const struct store_obj *o)
 
 static int read_file(const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    if (!f)
-        return -errno;
-    if (fstat(fileno(f), &st)) {
-        int e = -errno;
-        fclose(f);
-        return e;
-    }
-    if (st.st_size > MODEL_MAX_FILE_BYTES) {
-        fclose(f);
-        return -EFBIG;
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
-    int e = ferror(f) ? -EIO : 0;
-    fclose(f);
-    if (!buf)
-        return -ENOMEM;
-    if (e) {
-        free(buf);
-        return e;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return 0;
+    return file_read(path, MODEL_MAX_FILE_BYTES, out, len);
 }
 
 int store_dir_read(const char *dir, struct store_obj ***objs, size_t *n, char *err, size_t errlen)
@@ -163,14 +138,13 @@ out:
 
 int store_dir_write(const char *dir, struct store_obj *o, char *err, size_t errlen)
 {
-    char fn[NAME_MAX + 1], path[PATH_MAX], tmp[PATH_MAX];
-    char *text = NULL;
-    int fd = -1, rc = 0, dfd;
-    size_t len, off = 0;
+    char fn[NAME_MAX + 1], path[PATH_MAX];
+    char *text;
+    int rc;
+    size_t len;
 
     if (store_obj_filename(o, fn, sizeof(fn)) ||
-        snprintf(path, sizeof(path), "%s/%s", dir, fn) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.XXXXXX", dir, fn) >= (int)sizeof(tmp)) {
+        snprintf(path, sizeof(path), "%s/%s", dir, fn) >= (int)sizeof(path)) {
         snprintf(err, errlen, "%s/%s: name too long", dir, fn);
         return -ENAMETOOLONG;
     }
@@ -180,46 +154,15 @@ int store_dir_write(const char *dir, struct store_obj *o, char *err, size_t errl
     }
     len = strlen(text);
     text[len++] = '\n'; /* replaces the NUL; written by length */
-    if ((fd = mkstemp(tmp)) < 0) {
-        rc = -errno;
-        goto fail;
-    }
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = w < 0 ? -errno : -EIO;
-            goto fail;
-        }
-        off += (size_t)w;
-    }
-    if (fchmod(fd, 0644) || fsync(fd)) {
-        rc = -errno;
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, path)) {
-        rc = -errno;
-        goto fail;
-    }
-    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        fsync(dfd); /* the rename itself survives a crash */
-        close(dfd);
-    }
+    rc = file_write_atomic(path, text, len, 0644, true); /* the rename survives a crash */
     free(text);
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
     free(o->file);
     o->file = strdup(path);
     return 0;
-fail:
-    snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
-    free(text);
-    return rc;
 }
 
 int store_dir_remove(const char *dir, const struct store_obj *o, char *err, size_t errlen)
