@@ -228,6 +228,79 @@ static int add_removed(struct delta_resp *r, const char *key, size_t cap)
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The object named "<ns>/<name>" of kind k, or NULL. */
+static struct store_obj *store_get(const struct store *s, enum model_kind k, const char *key)
+{
+    const char *slash = strchr(key, '/');
+    char ns[254];
+    if (!slash || (size_t)(slash - key) >= sizeof(ns))
+        return NULL;
+    memcpy(ns, key, (size_t)(slash - key));
+    ns[slash - key] = 0;
+    return store_find(s, k, ns, slash + 1);
+}
+
+static int cmp_obj(const void *a, const void *b)
+{
+    const struct store_obj *x = *(struct store_obj *const *)a, *y = *(struct store_obj *const *)b;
+    int c = strcmp(x->ns, y->ns);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+/* delta_next from the store's change log: only the names changed after t->seen_rev (which
+ * the log covers) are looked at. Same result as delta_next for a type whose subscription
+ * did not change since it last looked. */
+static int delta_next_logged(const struct delta_type *t, const struct store *s,
+                             struct delta_resp *out)
+{
+    size_t m = 0, first = (s->log_head + STORE_LOG_SIZE - s->log_len) % STORE_LOG_SIZE;
+    for (size_t i = 0; i < s->log_len; i++) {
+        const struct store_change *c = &s->log[(first + i) % STORE_LOG_SIZE];
+        m += c->kind == t->kind && c->rev > t->seen_rev;
+    }
+    memset(out, 0, sizeof(*out));
+    out->res = malloc((m + 1) * sizeof(*out->res));
+    out->removed = calloc(m + 1, sizeof(char *));
+    if (!out->res || !out->removed)
+        goto oom;
+    for (size_t i = 0; i < s->log_len; i++) {
+        const struct store_change *c = &s->log[(first + i) % STORE_LOG_SIZE];
+        if (c->kind != t->kind || c->rev <= t->seen_rev || !wants(t, c->key))
+            continue;
+        struct store_obj *o = store_get(s, t->kind, c->key);
+        uint64_t v;
+        bool held = delta_map_get(&t->held, c->key, &v), dup = false;
+        if (o) {
+            if (held && v == o->version)
+                continue;
+            for (size_t j = 0; j < out->n_res && !dup; j++)
+                dup = out->res[j] == o;
+            if (!dup)
+                out->res[out->n_res++] = o;
+        } else if (held && v != DELTA_ABSENT) {
+            for (size_t j = 0; j < out->n_removed && !dup; j++)
+                dup = !strcmp(out->removed[j], c->key);
+            if (!dup && add_removed(out, c->key, m + 1))
+                goto oom;
+        }
+    }
+    qsort(out->res, out->n_res, sizeof(*out->res), cmp_obj);
+    qsort(out->removed, out->n_removed, sizeof(char *), cmp_str);
+    if (out->n_res == 0 && out->n_removed == 0) {
+        delta_resp_free(out);
+        return 0;
+    }
+    return 1;
+oom:
+    delta_resp_free(out);
+    return -ENOMEM;
+}
+
 /* Whether the store has the object named "<ns>/<name>" of kind k. */
 static bool store_has(const struct store *s, enum model_kind k, const char *key)
 {
@@ -240,10 +313,6 @@ static bool store_has(const struct store *s, enum model_kind k, const char *key)
     return store_find(s, k, ns, slash + 1) != NULL;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 int delta_next(const struct delta_type *t, const struct store *s, struct delta_resp *out)
 {
@@ -259,11 +328,20 @@ int delta_next(const struct delta_type *t, const struct store *s, struct delta_r
     out->removed = calloc(cap, sizeof(char *));
     if (!out->res || !out->removed)
         goto oom;
-    for (size_t i = 0; i < n; i++)
-        if (wants(t, objs[i]->key) &&
-            !(delta_map_get(&t->held, objs[i]->key, &v) && v == objs[i]->version))
+    size_t matched = 0, live = 0; /* held names the store has; held names not ABSENT */
+    for (size_t i = 0; i < n; i++) {
+        if (!wants(t, objs[i]->key))
+            continue;
+        bool held = delta_map_get(&t->held, objs[i]->key, &v);
+        matched += held && v != DELTA_ABSENT;
+        if (!(held && v == objs[i]->version))
             out->res[out->n_res++] = objs[i];
-    for (size_t i = 0; i < t->held.cap; i++) {
+    }
+    for (size_t i = 0; i < t->held.cap; i++)
+        live += t->held.keys[i] && t->held.vals[i] != DELTA_ABSENT;
+    /* every name held was found above: nothing was removed (the usual case, and the
+     * lookup of each held name in the store is what made a change cost O(held log n)) */
+    for (size_t i = 0; matched < live && i < t->held.cap; i++) {
         const char *k = t->held.keys[i];
         if (k && t->held.vals[i] != DELTA_ABSENT && !store_has(s, t->kind, k) &&
             add_removed(out, k, cap))
@@ -289,11 +367,13 @@ oom:
 int delta_next_if_due(struct delta_type *t, const struct store *s, struct delta_resp *out)
 {
     uint64_t rev = s->kind_rev[t->kind];
-    if (t->subscribed && t->sent_first && !t->pending_nonce && !t->dirty && t->seen_rev == rev) {
+    bool steady = t->subscribed && t->sent_first && !t->pending_nonce && !t->dirty;
+    if (steady && t->seen_rev == rev) {
         memset(out, 0, sizeof(*out));
         return 0;
     }
-    int due = delta_next(t, s, out);
+    int due = steady && t->seen_rev >= s->log_floor ? delta_next_logged(t, s, out)
+                                                    : delta_next(t, s, out);
     if (due >= 0 && t->subscribed && !t->pending_nonce) {
         t->seen_rev = rev;
         t->dirty = false;

@@ -97,6 +97,9 @@ void store_objs_free(struct store_obj **objs, size_t n)
 void store_free(struct store *s)
 {
     store_objs_free(s->objs, s->n);
+    for (size_t i = 0; s->log && i < STORE_LOG_SIZE; i++)
+        free(s->log[i].key);
+    free(s->log);
     memset(s, 0, sizeof(*s));
 }
 
@@ -299,6 +302,35 @@ static int check_policy_targets(struct store_obj *const *cand, size_t cn,
     return 0;
 }
 
+/* Appends a commit's changes (keys taken over) to the ring. Without the ring (out of
+ * memory), or when an entry is missing (its strdup failed), the floor moves to rev, so
+ * streams diff the whole kind instead of trusting an incomplete log. */
+static void log_changes(struct store *s, struct store_change *chg, size_t n, uint64_t rev)
+{
+    bool whole = !chg;
+    if (!s->log && !(s->log = calloc(STORE_LOG_SIZE, sizeof(*s->log))))
+        whole = true;
+    for (size_t i = 0; chg && i < n; i++) {
+        if (!chg[i].key || !s->log) {
+            whole = true;
+            free(chg[i].key);
+            continue;
+        }
+        struct store_change *slot = &s->log[s->log_head];
+        if (slot->key) { /* evicted: changes after its revision are no longer all here */
+            if (slot->rev > s->log_floor)
+                s->log_floor = slot->rev;
+            free(slot->key);
+        }
+        *slot = chg[i];
+        s->log_head = (s->log_head + 1) % STORE_LOG_SIZE;
+        if (s->log_len < STORE_LOG_SIZE)
+            s->log_len++;
+    }
+    if (whole)
+        s->log_floor = rev;
+}
+
 int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs, size_t n,
                  enum store_action *actions, bool *changed, char *err, size_t errlen)
 {
@@ -307,6 +339,8 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
     bool *reused = NULL; /* reused[i]: the candidate keeps s->objs[i] */
     uint64_t rev = s->revision + 1;
     bool kchanged[MODEL_KIND_COUNT] = {false};
+    struct store_change *chg = calloc(n + (mode == STORE_REPLACE ? s->n : 0) + 1, sizeof(*chg));
+    size_t nchg = 0;
     int rc = 0;
 
     *changed = false;
@@ -340,6 +374,12 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
             if (actions)
                 actions[j] = STORE_DELETED;
             kchanged[objs[j]->kind] = true;
+            if (chg) { /* a delete names kind, namespace and name only */
+                char *k = malloc(strlen(objs[j]->ns) + strlen(objs[j]->name) + 2);
+                if (k)
+                    sprintf(k, "%s/%s", objs[j]->ns, objs[j]->name);
+                chg[nchg++] = (struct store_change){rev, objs[j]->kind, k};
+            }
         }
         *changed = n > 0;
     } else {
@@ -366,6 +406,8 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
                 o->version = rev;
                 *changed = true;
                 kchanged[o->kind] = true;
+                if (chg)
+                    chg[nchg++] = (struct store_change){rev, o->kind, strdup(o->key)};
             }
             cand[cn++] = o;
         }
@@ -387,6 +429,9 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
             if (!bsearch(&s->objs[i], cand, cn, sizeof(*cand), obj_cmp)) {
                 *changed = true;
                 kchanged[s->objs[i]->kind] = true;
+                if (chg)
+                    chg[nchg++] =
+                        (struct store_change){rev, s->objs[i]->kind, strdup(s->objs[i]->key)};
             }
     }
     /* A directory reload validates the whole set with the model. An API change needs less:
@@ -425,13 +470,18 @@ int store_commit(struct store *s, enum store_mode mode, struct store_obj **objs,
         for (int k = 0; k < MODEL_KIND_COUNT; k++)
             if (kchanged[k])
                 s->kind_rev[k] = rev;
+        log_changes(s, chg, nchg, rev);
     }
+    free(chg);
     free(reused);
     return 0;
 
 fail:
     for (size_t i = 0; i < n; i++)
         store_obj_free(objs[i]);
+    for (size_t i = 0; chg && i < nchg; i++)
+        free(chg[i].key);
+    free(chg);
     free(cand);
     free(reused);
     return rc;

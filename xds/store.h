@@ -43,7 +43,18 @@ struct store {
     /* per kind: the revision at which an object of that kind last appeared, changed or
      * went (streams skip a kind whose kind_rev they have already answered) */
     uint64_t kind_rev[MODEL_KIND_COUNT];
+    /* The latest changes, a ring: (revision, kind, key) of every object created, changed or
+     * removed. A stream that has seen everything up to revision r (r >= log_floor) finds
+     * what is new in it instead of diffing the whole kind. */
+    struct store_change {
+        uint64_t rev;
+        enum model_kind kind;
+        char *key; /* owned */
+    } *log;
+    size_t log_len, log_head; /* entries in use; the next slot (of STORE_LOG_SIZE) */
+    uint64_t log_floor;       /* every change after this revision is in the log */
 };
+#define STORE_LOG_SIZE 4096
 
 /* What a commit did to one object, for the API's answer. */
 enum store_action { STORE_CREATED, STORE_CONFIGURED, STORE_UNCHANGED, STORE_DELETED };
