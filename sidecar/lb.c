@@ -849,11 +849,14 @@ struct lb_host *lb_pick(struct lb *lb, const struct lb_pick_ctx *ctx)
         lb->stats.no_host++;
         return NULL;
     }
-    const struct lb_host *ex = ctx->exclude;
-    /* Only an eligible host of this lb can be skipped, and only if another is left. */
-    if (ex && (!ex->eligible || lb->n_elig < 2 || ex->elig_pos >= lb->n_elig ||
-               at_elig(lb, ex->elig_pos) != ex))
-        ex = NULL;
+    /* Only an eligible host of this lb can be skipped, and only if another is left. The
+     * pointer may be stale (the host left and was freed since the previous attempt): it is
+     * compared with the eligible hosts, never read, until it is found among them. */
+    const struct lb_host *ex = NULL;
+    if (ctx->exclude && lb->n_elig >= 2)
+        for (size_t i = 0; i < lb->n_elig && !ex; i++)
+            if (at_elig(lb, i) == ctx->exclude)
+                ex = ctx->exclude;
 
     struct lb_host *h = NULL;
     switch (lb->cfg.type) {

@@ -140,7 +140,8 @@ struct lb_pick_ctx {
     int64_t now_ns;                /* monotonic now */
     bool has_hash;                 /* RingHash/Maglev: the key was present */
     uint64_t hash;                 /* lb_hash() of the key's bytes */
-    const struct lb_host *exclude; /* the previous attempt's host, or NULL */
+    const struct lb_host *exclude; /* the previous attempt's host, or NULL; may be stale
+                                   * (freed since): only compared */
 };
 
 struct lb_stats {

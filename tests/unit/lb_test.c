@@ -405,6 +405,20 @@ static void test_exclude(void)
            lb_type_str(types[t]));
         lb_destroy(lb);
     }
+    /* the previous attempt's host left the Service (and was freed) before the retry: the
+     * stale pointer is only compared (ASan caught lb_pick reading it) */
+    {
+        struct lb *lb2 = mk(LB_ROUND_ROBIN, e, 3);
+        struct lb_config cf = config(LB_ROUND_ROBIN);
+        struct lb_pick_ctx c2 = ctx(NOW0);
+        c2.exclude = lb_host_at(lb2, 0);
+        is_int(lb_update(lb2, &cf, e + 1, 2, NOW0, NULL, 0), 0, "exclude: its host removed");
+        int got = 0;
+        for (int i = 0; i < 10; i++)
+            got += lb_pick(lb2, &c2) != NULL;
+        is_int(got, 10, "exclude: a freed host as the hint still picks from the others");
+        lb_destroy(lb2);
+    }
     /* random with exclude keeps the others' proportions */
     struct lb_endpoint r[] = {ep4(1, 1), ep4(2, 3), ep4(3, 1)};
     struct lb *lb = mk(LB_RANDOM, r, 3);
