@@ -172,6 +172,7 @@ static void *renew_main(void *arg)
         }
     }
     pthread_mutex_unlock(&id->lock);
+    tls_thread_done(); /* the keys it made filled this thread's ECC tables */
     return NULL;
 }
 

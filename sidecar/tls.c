@@ -82,6 +82,7 @@ struct tls_conn {
     char resume_key[TLS_RESUME_KEY_MAX]; /* client: "" = no resumption */
     char resume_peer[TLS_ID_MAX];        /* client: the cached session's peer identity */
     bool session_saved;                  /* client: a ticket from this connection is cached */
+    uint64_t old_ticket;                 /* client: hash of the ticket it resumed with (0 none) */
     enum tls_fail fail;                  /* with reason: its class */
 };
 
@@ -396,6 +397,20 @@ void tls_shutdown(void)
 
 /* ---- client session cache ---- */
 
+/* A hash of the ticket t's session holds now (0: none). */
+static uint64_t ticket_hash(struct tls_conn *t)
+{
+    unsigned char buf[2048];
+    word32 len = sizeof(buf);
+    if (wolfSSL_get_SessionTicket(t->ssl, buf, &len) != WOLFSSL_SUCCESS || len == 0 ||
+        len > sizeof(buf))
+        return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (word32 i = 0; i < len; i++)
+        h = (h ^ buf[i]) * 0x100000001b3ull;
+    return h | 1;
+}
+
 /* Sets t up to resume the session cached under t->resume_key, if any. */
 static void cache_resume(struct tls_conn *t)
 {
@@ -407,6 +422,7 @@ static void cache_resume(struct tls_conn *t)
             if (wolfSSL_set_session(t->ssl, e->sess) == WOLFSSL_SUCCESS) {
                 snprintf(t->resume_peer, sizeof(t->resume_peer), "%s", e->peer);
                 e->used = ++c->cache_clock;
+                t->old_ticket = ticket_hash(t);
             }
             break;
         }
@@ -419,6 +435,12 @@ static void cache_resume(struct tls_conn *t)
  * replacing the older one or the least recently used entry. */
 static void cache_save(struct tls_conn *t)
 {
+    /* A resumed connection holds the ticket it resumed with until the server's new one
+     * arrives; saved before that, the old ticket would go with this connection's secret
+     * and the next resumption fails ("binder does not verify"). */
+    uint64_t now = ticket_hash(t);
+    if (!now || now == t->old_ticket)
+        return;
     WOLFSSL_SESSION *sess = wolfSSL_get1_session(t->ssl);
     if (!sess)
         return;

@@ -219,6 +219,39 @@ int main(void)
     pair_free(&p1);
     pair_free(&p2);
 
+    /* ---- a resumed connection read before the server's new ticket arrives: what it holds
+     * then is the old ticket, which must not be saved with this connection's secret */
+    {
+        static struct pair p3;
+        pair_start(&p3, a, b, "10.0.0.7:8080", NULL, 0);
+        pair_finish(&p3); /* full, and its ticket read */
+        pair_free(&p3);
+        pair_start(&p3, a, b, "10.0.0.7:8080", NULL, 0);
+        char tmp[64];
+        for (int i = 0; i < 8 && (p3.rc != 1 || p3.rs != 1); i++) {
+            if (p3.rc != 1)
+                p3.rc = tls_conn_handshake(p3.c);
+            feed(p3.s, &p3.c2s);
+            if (p3.rs != 1)
+                p3.rs = tls_conn_handshake(p3.s);
+            if (p3.rs == 1 && p3.rc == 1)
+                break;
+            feed(p3.c, &p3.s2c);
+        }
+        /* the client is established; the server's ticket is still in s2c */
+        bool early = p3.rc == 1 && tls_conn_resumed(p3.c);
+        if (p3.rc == 1)
+            tls_conn_read(p3.c, tmp, sizeof(tmp)); /* nothing for it yet */
+        feed(p3.c, &p3.s2c);
+        if (p3.rc == 1)
+            tls_conn_read(p3.c, tmp, sizeof(tmp));
+        pair_free(&p3);
+        s = connect_once(a, b, "10.0.0.7:8080", NULL, 0);
+        ok(early && s.ok && s.resumed_s,
+           "a read before the new ticket arrived: the next connection still resumes (%s)",
+           s.ok ? "ok" : "failed");
+    }
+
     /* ---- the server's credentials rotate: old tickets are refused, the handshake is full */
     struct tls_creds *b2 = workload(root, "b", "b2");
     s = connect_once(a, b2, "10.0.0.2:8080", NULL, 0);
