@@ -228,10 +228,27 @@ char *xds_delta_render(const struct xds_delta *d, size_t *len)
 }
 
 /* {"type_url":T,"response_nonce":N[,"error_detail":{"code":3,"message":M}]}\n */
+/* o as one compact JSON line ("...\n", NUL-terminated; *len counts the newline), and o
+ * deleted; NULL when out of memory. */
+static char *to_line(cJSON *o, size_t *len)
+{
+    char *s = cJSON_PrintUnformatted(o), *line = NULL;
+    cJSON_Delete(o);
+    if (!s)
+        return NULL;
+    *len = strlen(s) + 1;
+    if ((line = malloc(*len + 1))) {
+        memcpy(line, s, *len - 1);
+        line[*len - 1] = '\n';
+        line[*len] = 0;
+    }
+    free(s);
+    return line;
+}
+
 static char *reply_line(const char *type_url, const char *nonce, const char *error, size_t *len)
 {
     cJSON *o = cJSON_CreateObject(), *ed;
-    char *s = NULL, *line = NULL;
     if (!o || !cJSON_AddStringToObject(o, "type_url", type_url) ||
         !cJSON_AddStringToObject(o, "response_nonce", nonce))
         goto out;
@@ -242,18 +259,10 @@ static char *reply_line(const char *type_url, const char *nonce, const char *err
             !cJSON_AddStringToObject(ed, "message", error))
             goto out;
     }
-    if (!(s = cJSON_PrintUnformatted(o)))
-        goto out;
-    *len = strlen(s) + 1;
-    if ((line = malloc(*len + 1))) {
-        memcpy(line, s, *len - 1);
-        line[*len - 1] = '\n';
-        line[*len] = 0;
-    }
+    return to_line(o, len);
 out:
-    free(s);
     cJSON_Delete(o);
-    return line;
+    return NULL;
 }
 
 int xds_delta_handle(struct xds_delta *d, const char *line, size_t len, xds_apply_cb apply,
@@ -351,7 +360,6 @@ char *xds_delta_subscribe_line(const struct xds_delta *d, int type, const char *
                                bool resume, size_t *len)
 {
     cJSON *o = cJSON_CreateObject(), *sub, *node = NULL;
-    char *s = NULL, *line = NULL;
     if (!o || type < 0 || type >= XDS_T_COUNT)
         goto out;
     if (node_json) {
@@ -377,18 +385,10 @@ char *xds_delta_subscribe_line(const struct xds_delta *d, int type, const char *
                 goto out;
         }
     }
-    if (!(s = cJSON_PrintUnformatted(o)))
-        goto out;
-    *len = strlen(s) + 1;
-    if ((line = malloc(*len + 1))) {
-        memcpy(line, s, *len - 1);
-        line[*len - 1] = '\n';
-        line[*len] = 0;
-    }
+    return to_line(o, len);
 out:
-    free(s);
     cJSON_Delete(o);
-    return line;
+    return NULL;
 }
 
 char *xds_delta_cache(const struct xds_delta *d, size_t *len)
