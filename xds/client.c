@@ -569,16 +569,11 @@ void xds_client_status(struct xds_client *c, struct xds_status *out)
 
 /* ---- CA signing ---- */
 
-struct sign_buf {
-    char *p;
-    size_t len;
-};
-
-static size_t sign_write(char *data, size_t size, size_t nmemb, void *arg)
+size_t xds_body_write(char *data, size_t size, size_t nmemb, void *arg)
 {
-    struct sign_buf *b = arg;
+    struct xds_body *b = arg;
     size_t n = size * nmemb;
-    if (b->len + n > (1u << 20))
+    if (b->len + n > b->max)
         return 0;
     char *p = realloc(b->p, b->len + n + 1);
     if (!p)
@@ -610,7 +605,7 @@ int xds_ca_sign(const char *url, const char *bearer, const char *cert_dir, const
                 size_t errlen)
 {
     struct xds_url u;
-    struct sign_buf b = {0};
+    struct xds_body b = {.max = 1u << 20};
     struct curl_slist *h = NULL;
     char full[512], auth[4200], path[4096];
     cJSON *req = NULL, *ans = NULL;
@@ -645,7 +640,7 @@ int xds_ca_sign(const char *url, const char *bearer, const char *cert_dir, const
                      u.tls ? (long)CURL_HTTP_VERSION_2TLS
                            : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sign_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, xds_body_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

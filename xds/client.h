@@ -95,6 +95,15 @@ int xds_client_load_cache(const char *path, struct xds_delta *d, char *err, size
 /* Writes d's cache to path atomically (path.tmp, fsync, rename). 0 or -errno. */
 int xds_client_write_cache(const char *path, const struct xds_delta *d);
 
+/* A response body for libcurl to append to (CURLOPT_WRITEFUNCTION xds_body_write,
+ * CURLOPT_WRITEDATA a struct xds_body): p is malloc'd and NUL-terminated; past max bytes
+ * the transfer fails. The caller frees p. */
+struct xds_body {
+    char *p;
+    size_t len, max;
+};
+size_t xds_body_write(char *data, size_t size, size_t nmemb, void *arg);
+
 /*
  * POST /ringmesh.ca.v1/Sign on the control plane at url (blocking; for start-up and the
  * renewal thread, never a worker): csr_pem in, the answer's cert_chain and root_cert out

@@ -42,6 +42,7 @@
 #include <curl/curl.h>
 
 #include "ca.h"
+#include "client.h"
 #include "fileio.h"
 #include "model.h"
 
@@ -444,24 +445,6 @@ static const char usage_proxy_config[] =
     "                port-forward to the wrong pod is an error, not a wrong answer\n"
     "  --help        this text\n";
 
-struct pc_buf {
-    char *p;
-    size_t len;
-};
-
-static size_t pc_write(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct pc_buf *b = arg;
-    size_t n = size * nmemb;
-    char *p = b->len + n > (64u << 20) ? NULL : realloc(b->p, b->len + n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + b->len, data, n);
-    b->p = p;
-    b->len += n;
-    b->p[b->len] = 0;
-    return n;
-}
 
 static int cmd_proxy_config(int argc, char **argv)
 {
@@ -470,7 +453,7 @@ static int cmd_proxy_config(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *admin = "http://127.0.0.1:15000", *pod = NULL;
     char url[1024];
-    struct pc_buf b = {0};
+    struct xds_body b = {.max = 64u << 20};
     long code = 0;
     int c, rc = 0;
     optind = 1;
@@ -494,7 +477,7 @@ static int cmd_proxy_config(int argc, char **argv)
     if (!e)
         return fail("cannot start curl");
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, pc_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, xds_body_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
     CURLcode cr = curl_easy_perform(e);
