@@ -171,12 +171,17 @@ static void update_one(struct cluster_set *cs, const struct model_set *m,
     c->tls = pol->tls_mode == MODEL_TLS_MUTUAL;
     snprintf(c->sni, sizeof(c->sni), "%s.%s.svc.cluster.local", sv->meta.name, sv->meta.ns);
     c->n_want_ids = 0;
+    c->want_hash = 0;
     for (size_t i = 0, off = 0; i < sv->n_service_accounts; i++) {
         int k = snprintf(c->want_buf + off, sizeof(c->want_buf) - off, "/ns/%s/sa/%s",
                          sv->meta.ns, sv->service_accounts[i]);
         if (k < 0 || (size_t)k >= sizeof(c->want_buf) - off)
             break;
         c->want_ids[c->n_want_ids++] = c->want_buf + off;
+        uint64_t x = 0xcbf29ce484222325ull; /* FNV-1a; xor keeps the order irrelevant */
+        for (const char *q = c->want_buf + off; *q; q++)
+            x = (x ^ (unsigned char)*q) * 0x100000001b3ull;
+        c->want_hash ^= x;
         off += (size_t)k + 1;
     }
     c->max_connections = pol->max_connections;

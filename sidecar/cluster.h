@@ -40,6 +40,10 @@ struct cluster {
     const char *want_ids[MODEL_MAX_SERVICE_ACCOUNTS];
     size_t n_want_ids;
     char want_buf[MODEL_MAX_SERVICE_ACCOUNTS * 340];
+    /* those identities as one number (0: any), made with them: mTLS connections are pooled
+     * per address and per this, so a connection whose peer proved an identity for one
+     * Service is not reused for another Service that does not allow it */
+    uint64_t want_hash;
     uint32_t up_cx;      /* upstream HTTP connections open now */
     uint32_t pending;    /* requests waiting for a connection */
     uint32_t rq_active;  /* requests in flight */

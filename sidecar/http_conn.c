@@ -1101,20 +1101,6 @@ static uint64_t addr_hash(const struct sockaddr_storage *a, socklen_t len, bool 
            (uint64_t)dir;
 }
 
-/* The identities a cluster accepts from its endpoints, as one number (0: any): mTLS
- * connections are pooled per address and per that, so a connection whose peer proved an
- * identity for one Service is not reused for another Service that does not allow it. */
-static uint64_t want_hash(const struct cluster *cl)
-{
-    uint64_t h = 0;
-    for (size_t i = 0; cl && i < cl->n_want_ids; i++) {
-        uint64_t x = 0xcbf29ce484222325ull;
-        for (const char *q = cl->want_ids[i]; *q; q++)
-            x = (x ^ (unsigned char)*q) * 0x100000001b3ull;
-        h ^= x; /* order does not matter */
-    }
-    return h;
-}
 
 static struct pool *pool_find(struct http_worker *hw, const struct sockaddr_storage *a,
                               socklen_t len, bool h2, bool tls, uint64_t idh, enum stats_dir dir,
@@ -1366,7 +1352,7 @@ int pool_acquire(struct worker *w, struct pstream *ps, const struct sockaddr_sto
     struct http_worker *hw = http_of(w);
     struct cluster *cl = ps->cluster;
     struct pool *p =
-        hw ? pool_find(hw, addr, len, h2, tls, tls ? want_hash(cl) : 0, ps->dir, true) : NULL;
+        hw ? pool_find(hw, addr, len, h2, tls, tls && cl ? cl->want_hash : 0, ps->dir, true) : NULL;
     *out = NULL;
     if (!p)
         return -ENOMEM;

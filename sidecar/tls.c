@@ -83,6 +83,7 @@ struct tls_conn {
     char resume_peer[TLS_ID_MAX];        /* client: the cached session's peer identity */
     bool session_saved;                  /* client: a ticket from this connection is cached */
     uint64_t old_ticket;                 /* client: hash of the ticket it resumed with (0 none) */
+    unsigned save_tries;                 /* client: reads that looked for a new ticket */
     enum tls_fail fail;                  /* with reason: its class */
 };
 
@@ -439,8 +440,12 @@ static void cache_save(struct tls_conn *t)
      * arrives; saved before that, the old ticket would go with this connection's secret
      * and the next resumption fails ("binder does not verify"). */
     uint64_t now = ticket_hash(t);
-    if (!now || now == t->old_ticket)
+    if (!now || now == t->old_ticket) {
+        /* a server that sends no ticket: stop looking (it costs a copy per read) */
+        if (++t->save_tries >= 16)
+            t->session_saved = true;
         return;
+    }
     WOLFSSL_SESSION *sess = wolfSSL_get1_session(t->ssl);
     if (!sess)
         return;
