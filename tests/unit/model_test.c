@@ -420,6 +420,20 @@ static const struct bad_case {
     const char *src;
     const char *want;
 } bad_cases[] = {
+    /* the Service's service accounts annotation */
+#define SVC_SA(v)                                                                                  \
+    "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  annotations: "                     \
+    "{ringmesh.io/service-accounts: \"" v "\"}\nspec: {ports: [{port: 80}]}\n"
+    {"service-accounts: a bad name", SVC_SA("web, Bad_"),
+     P_SVC "metadata.annotations[\"ringmesh.io/service-accounts\"]: \"Bad_\" is not a service "
+           "account name (a DNS subdomain)"},
+    {"service-accounts: empty entry", SVC_SA("web,,api"),
+     P_SVC "metadata.annotations[\"ringmesh.io/service-accounts\"]: want a comma-separated "
+           "list of service account names, got \"web,,api\""},
+    {"service-accounts: twice", SVC_SA("web, web"),
+     P_SVC "metadata.annotations[\"ringmesh.io/service-accounts\"]: \"web\" is listed twice"},
+    {"service-accounts: more than 8", SVC_SA("a,b,c,d,e,f,g,h,i"),
+     P_SVC "metadata.annotations[\"ringmesh.io/service-accounts\"]: at most 8 service accounts"},
     /* syntax and structure */
     {"YAML syntax error has line and column", "a: [1, 2\nb: 3\n",
      "t.yaml: document 1: line 2, column 2: YAML syntax error: did not find expected ',' or "
