@@ -169,7 +169,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBSIDECAR) $(LIBXDS) $(LIBCOMMON)
 DEB_PKGS := build-essential pkg-config liburing-dev libyaml-dev libcjson-dev libpcre2-dev libnghttp2-dev \
             clang libclang-rt-14-dev iptables iproute2 procps curl python3 socat clang-format \
             nghttp2-client python3-h2 python3-grpcio haproxy wrk libwolfssl-dev openssl \
-            libcurl4-openssl-dev
+            libcurl4-openssl-dev python3-prometheus-client
 # $(call apt_install,PACKAGES): apt-get install those not installed (root only)
 define apt_install
 missing=""; for p in $(1); do \
