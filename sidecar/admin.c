@@ -182,40 +182,114 @@ size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
     return n;
 }
 
-/* The Prometheus text exposition (format 0.0.4). The full per-request metric set comes
- * with the HTTP layer; for now the TCP-level series, named as Istio's with our prefix. */
-static size_t render_prometheus(struct sidecar *sc, char *buf, size_t len)
+/* The Prometheus text exposition (format 0.0.4): the labeled request and TCP series of
+ * every worker (metrics.c, prefix per --metrics-prefix), then the proxy's own health,
+ * always ringmesh_*. A malloc'ed buffer (*len bytes), or NULL when out of memory. */
+static char *render_prometheus(struct sidecar *sc, size_t *len)
 {
     static const struct {
         const char *name, *type;
         int cx; /* enum stats_cx, or -1 for active */
-    } series[] = {
-        {"ringmesh_tcp_connections_opened_total", "counter", STATS_CX_TOTAL},
-        {"ringmesh_tcp_connections_closed_total", "counter", STATS_CX_CLOSED},
-        {"ringmesh_tcp_connections_active", "gauge", -1},
-        {"ringmesh_tcp_received_bytes_total", "counter", STATS_BYTES_RX},
-        {"ringmesh_tcp_sent_bytes_total", "counter", STATS_BYTES_TX},
-        {"ringmesh_tcp_connect_failures_total", "counter", STATS_CX_CONNECT_FAIL},
-        {"ringmesh_tcp_connect_timeouts_total", "counter", STATS_CX_CONNECT_TIMEOUT},
-        {"ringmesh_tcp_overflow_total", "counter", STATS_CX_OVERFLOW},
-        {"ringmesh_tcp_resets_total", "counter", STATS_CX_RESET},
+    } per_dir[] = {
+        {"ringmesh_downstream_cx_total", "counter", STATS_CX_TOTAL},
+        {"ringmesh_downstream_cx_active", "gauge", -1},
+        {"ringmesh_downstream_cx_overflow_total", "counter", STATS_CX_OVERFLOW},
+        {"ringmesh_downstream_rx_bytes_total", "counter", STATS_BYTES_RX},
+        {"ringmesh_downstream_tx_bytes_total", "counter", STATS_BYTES_TX},
+        {"ringmesh_upstream_cx_connect_fail_total", "counter", STATS_CX_CONNECT_FAIL},
+        {"ringmesh_upstream_cx_connect_timeout_total", "counter", STATS_CX_CONNECT_TIMEOUT},
+        {"ringmesh_cx_reset_total", "counter", STATS_CX_RESET},
+        {"ringmesh_requests_proxied_total", "counter", STATS_RQ_TOTAL},
+        {"ringmesh_retries_total", "counter", STATS_RQ_RETRY},
+        {"ringmesh_retry_budget_exhausted_total", "counter", STATS_RQ_RETRY_BUDGET},
+        {"ringmesh_pool_overflow_total", "counter", STATS_RQ_FLAG_UO},
+        {"ringmesh_tls_handshakes_total", "counter", STATS_TLS_HANDSHAKE},
+        {"ringmesh_tls_resumed_total", "counter", STATS_TLS_RESUMED},
+        {"ringmesh_authz_denied_total", "counter", STATS_RQ_AUTHZ_DENIED},
     };
+    static const char *const fail_reasons[] = {"untrusted", "expired",   "no_cert",
+                                               "not_svid",  "wrong_identity", "closed",
+                                               "protocol"};
+    static const char *const retry_reasons[] = {"connect_failure", "refused_stream", "reset",
+                                                "status", "per_try_timeout"};
     struct stats s;
-    size_t n = 0;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    struct metrics_worker *mws[sc->nworkers > 0 ? sc->nworkers : 1];
+    for (int i = 0; i < sc->nworkers; i++)
+        mws[i] = &sc->workers[i]->metrics;
+    rc = metrics_render(mws, (size_t)sc->nworkers, &sc->metrics, &buf, &n, &cap);
     sum_stats(sc, &s);
-    for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
-        put(buf, len, &n, "# TYPE %s %s\n", series[i].name, series[i].type);
+#define P(...)                                                                                  \
+    do {                                                                                        \
+        if (rc == 0)                                                                            \
+            rc = metrics_printf(&buf, &n, &cap, __VA_ARGS__);                                   \
+    } while (0)
+    for (size_t i = 0; i < sizeof(per_dir) / sizeof(per_dir[0]); i++) {
+        P("# TYPE %s %s\n", per_dir[i].name, per_dir[i].type);
         for (int d = 0; d < STATS_DIRS; d++)
-            put(buf, len, &n, "%s{direction=\"%s\"} %llu\n", series[i].name, stats_dir_name(d),
-                (unsigned long long)(series[i].cx < 0 ? cx_active(&s, d)
-                                                      : s.cx[d][series[i].cx]));
+            P("%s{direction=\"%s\"} %llu\n", per_dir[i].name, stats_dir_name(d),
+              (unsigned long long)(per_dir[i].cx < 0 ? cx_active(&s, d) : s.cx[d][per_dir[i].cx]));
     }
-    put(buf, len, &n, "# TYPE ringmesh_io_backend gauge\nringmesh_io_backend{backend=\"%s\"} 1\n",
-        sc->backend);
-    put(buf, len, &n, "# TYPE ringmesh_workers gauge\nringmesh_workers %d\n", sc->nworkers);
-    put(buf, len, &n, "# TYPE ringmesh_server_live gauge\nringmesh_server_live %d\n",
-        atomic_load(&sc->state) == SIDECAR_LIVE);
-    return n;
+    P("# TYPE ringmesh_response_flags_total counter\n");
+    for (int d = 0; d < STATS_DIRS; d++)
+        for (int c = STATS_RQ_FLAG_NR; c <= STATS_RQ_FLAG_RL; c++)
+            if (strncmp(stats_cx_name(c), "rq_flag_", 8) == 0)
+                P("ringmesh_response_flags_total{direction=\"%s\",flag=\"%s\"} %llu\n",
+                  stats_dir_name(d), stats_cx_name(c) + 8, (unsigned long long)s.cx[d][c]);
+    P("# TYPE ringmesh_tls_handshake_failures_total counter\n");
+    for (int d = 0; d < STATS_DIRS; d++)
+        for (int r = 0; r < 7; r++)
+            P("ringmesh_tls_handshake_failures_total{direction=\"%s\",reason=\"%s\"} %llu\n",
+              stats_dir_name(d), fail_reasons[r],
+              (unsigned long long)s.cx[d][STATS_TLS_FAIL_UNTRUSTED + r]);
+    P("# TYPE ringmesh_retries_by_reason_total counter\n");
+    for (int r = 0; r < 5; r++)
+        P("ringmesh_retries_by_reason_total{reason=\"%s\"} %llu\n", retry_reasons[r],
+          (unsigned long long)s.w[STATS_RETRY_CONNECT_FAILURE + r]);
+    P("# TYPE ringmesh_outlier_ejections_total counter\nringmesh_outlier_ejections_total %llu\n",
+      (unsigned long long)s.w[STATS_OUTLIER_EJECTIONS]);
+    P("# TYPE ringmesh_accept_paused_total counter\nringmesh_accept_paused_total %llu\n",
+      (unsigned long long)s.w[STATS_ACCEPT_PAUSED]);
+    struct tls_creds *tc = tls_acquire();
+    if (tc) {
+        P("# TYPE ringmesh_cert_expiry_timestamp_seconds gauge\n"
+          "ringmesh_cert_expiry_timestamp_seconds %lld\n",
+          (long long)tls_creds_not_after(tc));
+        tls_creds_release(tc);
+    }
+    if (sc->xds) {
+        struct xds_status xs;
+        xds_client_status(sc->xds, &xs);
+        P("# TYPE ringmesh_xds_connected gauge\nringmesh_xds_connected %d\n", xs.connected);
+        P("# TYPE ringmesh_xds_warm gauge\nringmesh_xds_warm %d\n", xs.warm);
+        P("# TYPE ringmesh_xds_updates_total counter\n"
+          "ringmesh_xds_updates_total{result=\"accepted\"} %llu\n"
+          "ringmesh_xds_updates_total{result=\"rejected\"} %llu\n",
+          (unsigned long long)xs.updates_accepted, (unsigned long long)xs.updates_rejected);
+        P("# TYPE ringmesh_xds_reconnects_total counter\nringmesh_xds_reconnects_total %llu\n",
+          (unsigned long long)xs.reconnects);
+    }
+    uint64_t series, overflowed, evicted;
+    metrics_counts(mws, (size_t)sc->nworkers, &series, &overflowed, &evicted);
+    P("# TYPE ringmesh_metrics_series gauge\nringmesh_metrics_series %llu\n",
+      (unsigned long long)series);
+    P("# TYPE ringmesh_metrics_overflow_total counter\nringmesh_metrics_overflow_total %llu\n",
+      (unsigned long long)overflowed);
+    P("# TYPE ringmesh_metrics_evicted_total counter\nringmesh_metrics_evicted_total %llu\n",
+      (unsigned long long)evicted);
+    P("# TYPE ringmesh_io_backend gauge\nringmesh_io_backend{backend=\"%s\"} 1\n", sc->backend);
+    P("# TYPE ringmesh_workers gauge\nringmesh_workers %d\n", sc->nworkers);
+    P("# TYPE ringmesh_server_live gauge\nringmesh_server_live %d\n",
+      atomic_load(&sc->state) == SIDECAR_LIVE);
+#undef P
+    if (rc) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }
 
 /* /config_dump: what this sidecar runs with, as JSON (Envoy's name; the full per-
@@ -408,8 +482,13 @@ static void handle(struct admin *a, struct admin_client *c)
             respond(c, 503, "text/plain", "out of memory\n", 14);
         }
     } else if (prom) {
-        size_t n = render_prometheus(sc, body, sizeof(body));
-        respond(c, 200, "text/plain; version=0.0.4", body, n);
+        size_t n = 0;
+        char *text = render_prometheus(sc, &n);
+        if (text)
+            respond(c, 200, "text/plain; version=0.0.4", text, n);
+        else
+            respond(c, 503, "text/plain", "out of memory\n", 14);
+        free(text);
     } else {
         size_t n = admin_render_stats(sc, body, sizeof(body));
         respond(c, 200, "text/plain", body, n);

@@ -29,6 +29,7 @@
 #include "addr.h"
 #include "http_internal.h"
 #include "log.h"
+#include "relay.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -780,6 +781,10 @@ static void hc_closed(struct sock *s)
 {
     struct hconn *c = s->owner;
     hc_count_bytes(c);
+    if (c->m_tcp)
+        relay_tcp_metrics(c->w, c->dir, c->m_ns, c->svc, c->m_peer_id, s->bytes_in,
+                          s->bytes_out, false);
+    free(c->m_peer_id);
     hc_unlink(c);
     h2_conn_free(c->h2);
     if (c->cluster) {
@@ -1742,6 +1747,10 @@ static void hc_tcp_to_app(struct hconn *c)
         hc_close(c, true, "denied by AuthorizationPolicy");
         return;
     }
+    c->m_tcp = true;
+    snprintf(c->m_ns, sizeof(c->m_ns), "%s", c->w->sc->opts.pod_namespace);
+    c->m_peer_id = peer && *peer ? strdup(peer) : NULL;
+    relay_tcp_metrics(c->w, c->dir, c->m_ns, c->svc, c->m_peer_id, 0, 0, true);
     tunnel_to(c, &c->dst, c->dst_len, NULL);
 }
 
@@ -1765,5 +1774,10 @@ void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst
         return;
     }
     sock_read_start(&c->sock);
+    if (cl) { /* the peer's identity is not known yet: the source side counts without it */
+        c->m_tcp = true;
+        relay_cluster_service(cl, c->m_ns, sizeof(c->m_ns), c->svc, sizeof(c->svc));
+        relay_tcp_metrics(w, c->dir, c->m_ns, c->svc, NULL, 0, 0, true);
+    }
     tunnel_to(c, up, up_len, cl);
 }

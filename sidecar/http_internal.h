@@ -68,6 +68,11 @@ struct hconn {
     socklen_t dst_len;
     enum http_app_proto app; /* inbound: the local app's protocol */
     char svc[254];           /* inbound: the Service whose endpoint dst is, or "" */
+    /* a downstream TCP tunnel over mTLS, counted in the labeled TCP metrics at its open
+     * and close (relay_tcp_metrics): its Service (outbound: svc holds the name) */
+    bool m_tcp;
+    char m_ns[64];
+    char *m_peer_id; /* owned: the mTLS peer's SPIFFE ID, inbound */
     /* upstream */
     struct pool *pool;            /* NULL once removed from it */
     struct hconn *pnext, *pprev;  /* in pool->conns */
@@ -156,6 +161,7 @@ struct pstream {
     uint64_t at_start_ms;                                      /* this attempt's start */
     /* routing */
     const struct router_port *port; /* in snap */
+    const struct router_port *backend; /* in snap: the Service port the route chose */
     const struct router_rule *rule;
     struct cluster *cluster;   /* held; NULL inbound */
     struct lb_host *host;      /* this attempt's endpoint (lb_request_start) */
@@ -174,6 +180,14 @@ struct pstream {
     uint64_t start_ms;
     int status;       /* the status sent downstream */
     const char *flag; /* response flag, NULL = none */
+    /* metrics: the peer (downstream inbound, upstream outbound), copied into a head's
+     * arena: its SPIFFE ID when the hop was mTLS, and its x-ringmesh-peer value */
+    uint64_t t0_us;          /* monotonic, at the stream's start */
+    bool peer_mtls;
+    const char *peer_id;     /* NULL: no mTLS */
+    const char *peer_md;     /* NULL: none came */
+    const char *in_svc;      /* inbound: the Service whose endpoint was called, or NULL */
+    size_t peer_md_len;
     struct pstream *reap_next;
     struct pstream *prev, *next; /* the worker's list */
 };

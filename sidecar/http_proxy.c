@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "authz.h"
 #include "config.h"
@@ -280,6 +281,13 @@ enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap,
 
 /* ---- streams ---- */
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static struct pstream *ps_alloc(struct worker *w, enum stats_dir dir, struct config_snapshot *snap)
 {
     struct http_worker *hw = w->http;
@@ -302,6 +310,7 @@ static struct pstream *ps_alloc(struct worker *w, enum stats_dir dir, struct con
     ps->peer_minor = 1;
     ps->snap = config_hold(snap);
     ps->start_ms = loop_now_ms(w->loop);
+    ps->t0_us = mono_us();
     loop_timer_init(&ps->t_total, on_total_timeout, ps);
     loop_timer_init(&ps->t_try, on_try_timer, ps);
     ps->next = hw->streams;
@@ -411,6 +420,86 @@ static void ps_drop_attempt(struct pstream *ps, bool cancel)
     ps->at = AT_NONE;
 }
 
+/* ---- metrics (metrics.h) ---- */
+
+/* "name.ns.svc.cluster.local" of the Service ns/name into out. */
+static const char *service_fqdn(char *out, size_t cap, const char *ns, const char *name)
+{
+    snprintf(out, cap, "%s.%s.svc.cluster.local", name, ns);
+    return out;
+}
+
+/* The finished request as a sample of Istio's labels: this pod on one side, the peer's
+ * x-ringmesh-peer (only trusted over mTLS) on the other. */
+static void ps_metrics(struct pstream *ps)
+{
+    struct worker *w = ps->w;
+    const struct sidecar *sc = w->sc;
+    if (!sc->metrics.enabled)
+        return;
+    struct metrics_peer peer;
+    struct metrics_sample m = {.duration_us = mono_us() - ps->t0_us,
+                               .rq_bytes = ps->rq.total,
+                               .rs_bytes = ps->rs.total};
+    char code[16], grpc[16], svc[300];
+    const char *self_id = w->tls ? tls_creds_id(w->tls) : NULL;
+    bool out = ps->dir == STATS_OUTBOUND;
+    if (!ps->peer_md || !metrics_peer_parse(ps->peer_md, ps->peer_md_len, &peer))
+        metrics_peer_parse("", 0, &peer); /* all "unknown" */
+    metrics_sample_peer(&m, true, out ? &sc->self : &peer);
+    metrics_sample_peer(&m, false, out ? &peer : &sc->self);
+    m.v[ML_REPORTER] = out ? "source" : "destination";
+    m.v[ML_SRC_PRINCIPAL] = out ? (ps->peer_mtls ? self_id : NULL) : ps->peer_id;
+    m.v[ML_DST_PRINCIPAL] = out ? ps->peer_id : (ps->peer_mtls ? self_id : NULL);
+    const struct model_service *sv = ps->backend ? ps->backend->service->svc : NULL;
+    if (out && sv) {
+        m.v[ML_DST_SERVICE] = service_fqdn(svc, sizeof(svc), sv->meta.ns, sv->meta.name);
+        m.v[ML_DST_SERVICE_NAME] = sv->meta.name;
+        m.v[ML_DST_SERVICE_NS] = sv->meta.ns;
+    } else if (!out && ps->in_svc) {
+        m.v[ML_DST_SERVICE] = service_fqdn(svc, sizeof(svc), sc->opts.pod_namespace, ps->in_svc);
+        m.v[ML_DST_SERVICE_NAME] = ps->in_svc;
+        m.v[ML_DST_SERVICE_NS] = sc->opts.pod_namespace;
+    }
+    m.v[ML_REQUEST_PROTOCOL] = ps->grpc ? "grpc" : "http";
+    snprintf(code, sizeof(code), "%d", ps->status);
+    m.v[ML_RESPONSE_CODE] = code;
+    int gs = ps->grpc ? stream_grpc_status(ps->has_ptr ? &ps->ptr : &ps->resp) : -1;
+    if (gs < 0 && ps->grpc && ps->has_ptr)
+        gs = stream_grpc_status(&ps->resp);
+    if (gs >= 0)
+        snprintf(grpc, sizeof(grpc), "%d", gs);
+    m.v[ML_GRPC_STATUS] = gs >= 0 ? grpc : "-";
+    m.v[ML_RESPONSE_FLAGS] = ps->flag ? ps->flag : "-";
+    m.v[ML_SECURITY_POLICY] = out ? "unknown" : ps->peer_mtls ? "mutual_tls" : "none";
+    metrics_http(&w->metrics, &m, loop_now_ms(w->loop));
+}
+
+/* Keeps what the peer said of itself (x-ringmesh-peer) when the hop is mTLS, and removes
+ * the header in any case: the app never sees it, and a plaintext client cannot forge it. */
+static void ps_take_peer(struct pstream *ps, struct stream_head *h, const char *peer_id)
+{
+    const struct router_header *f = stream_head_get(h, METRICS_PEER_HEADER);
+    ps->peer_mtls = peer_id && *peer_id;
+    if (ps->peer_mtls && !ps->peer_id)
+        ps->peer_id = stream_head_strdup(h, peer_id, strlen(peer_id));
+    if (f && ps->peer_mtls && f->value_len <= 512) {
+        ps->peer_md = stream_head_strdup(h, f->value, f->value_len);
+        ps->peer_md_len = ps->peer_md ? f->value_len : 0;
+    }
+    if (f)
+        router_headers_remove(&h->fields, METRICS_PEER_HEADER, METRICS_PEER_HEADER_LEN);
+}
+
+/* Our x-ringmesh-peer on a head going to an mTLS peer. */
+static void ps_give_peer(struct pstream *ps, struct stream_head *h)
+{
+    const struct sidecar *sc = ps->w->sc;
+    if (sc->metrics.enabled && sc->self_peer_hdr_len)
+        stream_head_set(h, METRICS_PEER_HEADER, METRICS_PEER_HEADER_LEN, sc->self_peer_hdr,
+                        sc->self_peer_hdr_len);
+}
+
 /* Counted, detached from both connections, freed by the reap. */
 static void ps_finish(struct pstream *ps)
 {
@@ -445,6 +534,7 @@ static void ps_finish(struct pstream *ps)
         enum stats_cx fc = flag_stat(ps->flag);
         if (fc != STATS_CX_COUNT)
             stat(ps, fc);
+        ps_metrics(ps);
     }
     log_trace("request %lu (%s): %.*s %.*s -> %d %s", (unsigned long)ps->id,
               stats_dir_name(ps->dir), (int)ps->req.method_len,
@@ -671,6 +761,7 @@ static int ps_route(struct pstream *ps)
         return -1;
     }
     ps->cluster = c;
+    ps->backend = bp;
     cluster_hold(c);
     /* filters */
     const struct router_rule *rule = res.rule;
@@ -711,6 +802,9 @@ static int ps_inbound_identity(struct pstream *ps)
     struct worker *w = ps->w;
     struct hconn *dc = ps->dc;
     const char *peer = dc && dc->sock.tls ? tls_conn_peer_id(dc->sock.tls) : NULL;
+    ps_take_peer(ps, &ps->req, peer);
+    if (dc && dc->svc[0])
+        ps->in_svc = stream_head_strdup(&ps->req, dc->svc, strlen(dc->svc));
     router_headers_remove(&ps->req.fields, "x-forwarded-client-cert", 23);
     if (peer && *peer && w->tls) {
         char xfcc[2 * TLS_ID_MAX + 16];
@@ -777,6 +871,10 @@ void ps_request_head(struct pstream *ps)
         }
         ps->cluster->rq_active++;
         ps->counted_rq = true;
+        if (ps->cluster->tls && w->tls)
+            ps_give_peer(ps, &ps->req);
+        else
+            router_headers_remove(&ps->req.fields, METRICS_PEER_HEADER, METRICS_PEER_HEADER_LEN);
         retry_budget_request(&ps->cluster->budget, (int64_t)now);
     } else {
         retry_policy_default(&ps->rp);
@@ -1065,6 +1163,8 @@ static bool ps_retry(struct pstream *ps, const struct retry_outcome *o)
         return false;
     }
     stat(ps, STATS_RQ_RETRY);
+    if (o->kind <= RETRY_OUT_PER_TRY_TIMEOUT)
+        STATS_INC(&w->stats.w[STATS_RETRY_CONNECT_FAILURE + o->kind]);
     ps_drop_attempt(ps, true);
     stream_head_reset(&ps->resp, STREAM_RESPONSE);
     if (ps->ptr.fields.v)
@@ -1079,7 +1179,8 @@ static bool ps_retry(struct pstream *ps, const struct retry_outcome *o)
 static void report_outlier(struct pstream *ps, enum outlier_result r)
 {
     if (ps->host && ps->cluster)
-        lb_report(ps->cluster->lb, ps->host, r, now_ns(ps));
+        if (lb_report(ps->cluster->lb, ps->host, r, now_ns(ps)) == OUTLIER_EV_EJECTED)
+            STATS_INC(&ps->w->stats.w[STATS_OUTLIER_EJECTIONS]);
 }
 
 void ps_upstream_failed(struct pstream *ps, enum retry_outcome_kind kind)
@@ -1168,6 +1269,11 @@ void ps_response_head(struct pstream *ps)
         ps->flag = "URX"; /* the last answer goes down as it is; the flag says why */
     ps->at = AT_HEADERS;
     ps->status = status;
+    if (ps->dir == STATS_OUTBOUND)
+        ps_take_peer(ps, &ps->resp, ps->uc && ps->uc->sock.tls ? tls_conn_peer_id(ps->uc->sock.tls)
+                                                               : NULL);
+    else if (ps->peer_mtls)
+        ps_give_peer(ps, &ps->resp);
     if (ps->rule && ps->rule->response_headers)
         router_header_mod_apply(&ps->resp.fields, ps->rule->response_headers);
     if (status == 101 && ps->upgrade && ps->uc && ps->dc && ps->dsid == 0 &&

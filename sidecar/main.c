@@ -70,6 +70,7 @@ static void stop_workers(struct sidecar *sc)
 static int start_workers(struct sidecar *sc, char *err, size_t errlen)
 {
     int n = sc->opts.concurrency ? sc->opts.concurrency : cpus_available();
+    sidecar_metrics_init(sc, n);
     sc->workers = calloc((size_t)n, sizeof(*sc->workers));
     if (!sc->workers) {
         snprintf(err, errlen, "out of memory");

@@ -16,6 +16,7 @@
 #include "addr.h"
 #include "log.h"
 #include "client.h"
+#include "metrics.h"
 #include "model.h"
 
 static const char usage[] =
@@ -61,6 +62,15 @@ static const char usage[] =
     "  --pod-ip IP                  its address ($INSTANCE_IP or $POD_IP)\n"
     "  --pod-labels k=v,...|@FILE   its labels, for PeerAuthentication selectors; @FILE reads\n"
     "                               the Downward API's labels file ($POD_LABELS)\n"
+    "  --workload-name NAME         its workload (Deployment...) for metrics ($WORKLOAD_NAME;\n"
+    "                               default: the pod name without a ReplicaSet suffix)\n"
+    "  --metrics-prefix P           ringmesh (default) or istio: istio_requests_total...\n"
+    "                               for Istio's dashboards\n"
+    "  --metrics-labels L,...|all   the request labels kept (Istio's names; default all)\n"
+    "  --metrics-max-series N       labeled series at most; the rest go to one \"overflow\"\n"
+    "                               series (2000)\n"
+    "  --metrics-idle-seconds S     drop a series unused this long, 0 = never (600)\n"
+    "  --no-metrics                 no per-request metrics (proxy counters stay)\n"
     "  -h, --help\n";
 
 const char *options_usage(void)
@@ -97,6 +107,12 @@ enum {
     OPT_SERVICE_ACCOUNT,
     OPT_POD_IP,
     OPT_POD_LABELS,
+    OPT_WORKLOAD_NAME,
+    OPT_METRICS_PREFIX,
+    OPT_METRICS_LABELS,
+    OPT_METRICS_MAX_SERIES,
+    OPT_METRICS_IDLE,
+    OPT_NO_METRICS,
 };
 
 static const struct option longopts[] = {
@@ -128,6 +144,12 @@ static const struct option longopts[] = {
     {"service-account", required_argument, NULL, OPT_SERVICE_ACCOUNT},
     {"pod-ip", required_argument, NULL, OPT_POD_IP},
     {"pod-labels", required_argument, NULL, OPT_POD_LABELS},
+    {"workload-name", required_argument, NULL, OPT_WORKLOAD_NAME},
+    {"metrics-prefix", required_argument, NULL, OPT_METRICS_PREFIX},
+    {"metrics-labels", required_argument, NULL, OPT_METRICS_LABELS},
+    {"metrics-max-series", required_argument, NULL, OPT_METRICS_MAX_SERIES},
+    {"metrics-idle-seconds", required_argument, NULL, OPT_METRICS_IDLE},
+    {"no-metrics", no_argument, NULL, OPT_NO_METRICS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -172,6 +194,11 @@ static void defaults(struct sidecar_options *o)
     o->pod_name = getenv("POD_NAME");
     o->pod_namespace = getenv("POD_NAMESPACE");
     o->service_account = getenv("SERVICE_ACCOUNT");
+    o->workload_name = getenv("WORKLOAD_NAME");
+    o->metrics_prefix = "ringmesh";
+    o->metrics_labels = (1u << ML_COUNT) - 1;
+    o->metrics_max_series = 2000;
+    o->metrics_idle_s = 600;
     o->pod_ip = getenv("INSTANCE_IP");
     if (!o->pod_ip || !*o->pod_ip)
         o->pod_ip = getenv("POD_IP");
@@ -406,6 +433,35 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
         case OPT_POD_IP:
             o->pod_ip = optarg;
             break;
+        case OPT_WORKLOAD_NAME:
+            if (!label_ok("w", optarg) || !*optarg)
+                goto bad_value;
+            o->workload_name = optarg;
+            break;
+        case OPT_METRICS_PREFIX:
+            if (strcmp(optarg, "ringmesh") && strcmp(optarg, "istio"))
+                goto bad_value;
+            o->metrics_prefix = optarg;
+            break;
+        case OPT_METRICS_LABELS: {
+            char why[200];
+            if (metrics_labels_parse(optarg, &o->metrics_labels, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "--metrics-labels: %s", why);
+                return OPTIONS_ERROR;
+            }
+            break;
+        }
+        case OPT_METRICS_MAX_SERIES:
+            if (parse_uint(optarg, 1, 1000000, &o->metrics_max_series) < 0)
+                goto bad_value;
+            break;
+        case OPT_METRICS_IDLE:
+            if (parse_uint(optarg, 0, 86400 * 30, &o->metrics_idle_s) < 0)
+                goto bad_value;
+            break;
+        case OPT_NO_METRICS:
+            o->metrics_off = true;
+            break;
         case ':':
             snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
             return OPTIONS_ERROR;
@@ -425,6 +481,9 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                                    ? "a file name"
                                : c == OPT_XDS      ? "a URL"
                                : c == OPT_CERT_DIR ? "a directory"
+                               : c == OPT_METRICS_PREFIX ? "ringmesh or istio"
+                               : c == OPT_WORKLOAD_NAME
+                                   ? "a name of up to 63 letters, digits, '-', '_' or '.'"
                                                    : "a number in range";
             snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg, want);
             return OPTIONS_ERROR;

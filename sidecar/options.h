@@ -6,6 +6,7 @@
 #define RINGMESH_OPTIONS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "loop.h"
@@ -48,6 +49,13 @@ struct sidecar_options {
     struct { const char *key, *value; } pod_labels[OPTIONS_MAX_LABELS];
     size_t n_pod_labels;
     char pod_labels_buf[8192];
+    const char *workload_name; /* --workload-name, $WORKLOAD_NAME; NULL = from the pod name */
+    /* Per-request metrics (metrics.h). */
+    bool metrics_off;             /* --no-metrics */
+    const char *metrics_prefix;   /* --metrics-prefix ringmesh|istio */
+    uint32_t metrics_labels;      /* --metrics-labels: mask of enum metrics_label */
+    unsigned metrics_max_series;  /* --metrics-max-series */
+    unsigned metrics_idle_s;      /* --metrics-idle-seconds; 0 = never evicted */
 };
 
 enum options_result { OPTIONS_OK, OPTIONS_HELP, OPTIONS_ERROR };

@@ -20,6 +20,7 @@
 
 #include "addr.h"
 #include "cluster.h"
+#include "tls.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -70,6 +71,8 @@ struct relay {
     bool handed_over;              /* the HTTP layer owns the client socket and its count */
     bool tls_in;                   /* inbound: the client started TLS (mTLS from a peer) */
     bool tls_out;                  /* outbound TCP to a peer sidecar: over mTLS */
+    bool m_open;                   /* counted as opened in the labeled TCP metrics */
+    uint64_t m_rx, m_tx;           /* bytes from / to the client, for those metrics */
     enum http_mtls_mode mtls;      /* inbound: PeerAuthentication for this port */
     int busy;                      /* callbacks of this relay running now: no free until 0 */
     struct relay *prev, *next;     /* the worker's list */
@@ -161,6 +164,64 @@ static int relay_pick(struct relay *r, const struct lb_host *avoid)
     return 0;
 }
 
+void relay_tcp_metrics(struct worker *w, enum stats_dir dir, const char *svc_ns,
+                       const char *svc_name, const char *peer_id, uint64_t rx, uint64_t tx,
+                       bool open)
+{
+    const struct sidecar *sc = w->sc;
+    if (!sc->metrics.enabled)
+        return;
+    bool out = dir == STATS_OUTBOUND;
+    const char *self_id = peer_id && w->tls ? tls_creds_id(w->tls) : NULL;
+    char fqdn[600];
+    struct metrics_sample m = {.rq_bytes = rx, .rs_bytes = tx};
+    metrics_sample_peer(&m, out, &sc->self);
+    m.v[ML_REPORTER] = out ? "source" : "destination";
+    m.v[ML_REQUEST_PROTOCOL] = "tcp";
+    m.v[ML_RESPONSE_FLAGS] = "-";
+    m.v[ML_SECURITY_POLICY] = out ? "unknown" : peer_id ? "mutual_tls" : "none";
+    m.v[ML_SRC_PRINCIPAL] = out ? self_id : peer_id;
+    m.v[ML_DST_PRINCIPAL] = out ? peer_id : self_id;
+    if (svc_name && *svc_name) {
+        snprintf(fqdn, sizeof(fqdn), "%s.%s.svc.cluster.local", svc_name, svc_ns);
+        m.v[ML_DST_SERVICE] = fqdn;
+        m.v[ML_DST_SERVICE_NAME] = svc_name;
+        m.v[ML_DST_SERVICE_NS] = svc_ns;
+    }
+    if (open)
+        metrics_tcp_open(&w->metrics, &m, loop_now_ms(w->loop));
+    else
+        metrics_tcp_close(&w->metrics, &m, loop_now_ms(w->loop));
+}
+
+void relay_cluster_service(const struct cluster *c, char *ns, size_t nslen, char *name,
+                           size_t namelen)
+{
+    const char *key = c->key, *slash = strchr(key, '/'), *colon = strrchr(key, ':');
+    ns[0] = name[0] = 0;
+    if (slash && colon > slash) { /* key "ns/name:port" */
+        snprintf(ns, nslen, "%.*s", (int)(slash - key), key);
+        snprintf(name, namelen, "%.*s", (int)(colon - slash - 1), slash + 1);
+    }
+}
+
+/* The labeled TCP metrics of a plaintext relay, at its open or its close: the Service is
+ * the VIP's (outbound) or the one whose endpoint was dialed (inbound). mTLS TCP goes
+ * through the HTTP layer, which counts it the same way (http_conn.c). */
+static void relay_metrics(struct relay *r, bool open)
+{
+    struct worker *w = r->w;
+    char svc[254], ns[254];
+    svc[0] = 0;
+    if (r->dir == STATS_OUTBOUND && r->cluster) {
+        relay_cluster_service(r->cluster, ns, sizeof(ns), svc, sizeof(svc));
+    } else if (r->dir == STATS_INBOUND) {
+        http_local_app_proto(w->snap, &r->dst, svc, sizeof(svc));
+        snprintf(ns, sizeof(ns), "%s", w->sc->opts.pod_namespace);
+    }
+    relay_tcp_metrics(w, r->dir, ns, svc, NULL, r->m_rx, r->m_tx, open);
+}
+
 static void relay_maybe_free(struct relay *r)
 {
     struct worker *w = r->w;
@@ -185,6 +246,8 @@ static void relay_maybe_free(struct relay *r)
         w->relays = r->next;
     if (r->next)
         r->next->prev = r->prev;
+    if (r->m_open)
+        relay_metrics(r, false);
     relay_unpick(r);
     if (!r->handed_over) {
         STATS_INC(cx_stat(r, STATS_CX_CLOSED));
@@ -278,6 +341,7 @@ static void recv_done(struct loop *l, struct loop_op *op, int res, struct loop_b
             r->last_active_ms = loop_now_ms(l);
             STATS_ADD(cx_stat(r, s == &r->side[RELAY_DOWN] ? STATS_BYTES_RX : STATS_BYTES_TX),
                       (uint64_t)res);
+            *(s == &r->side[RELAY_DOWN] ? &r->m_rx : &r->m_tx) += (uint64_t)res;
             /* Small segments would each hold a whole pool buffer: copy one into the queue's
              * last buffer when it fits (appending behind an in-flight send is safe, the send
              * covers only what was there), so buffers held stay proportional to bytes. */
@@ -422,7 +486,8 @@ static void connect_done(struct loop *l, struct loop_op *op, int res, struct loo
             /* A Service endpoint: tell outlier detection, then try another endpoint
              * while the policy allows (the client has only seen its connect succeed). */
             struct lb_host *failed = r->host;
-            lb_report(r->cluster->lb, failed, OUTLIER_GATEWAY, now_ns);
+            if (lb_report(r->cluster->lb, failed, OUTLIER_GATEWAY, now_ns) == OUTLIER_EV_EJECTED)
+                STATS_INC(&r->w->stats.w[STATS_OUTLIER_EJECTIONS]);
             r->host = NULL;
             bool again = r->connects_left > 0 && relay_pick(r, failed) == 0;
             lb_request_end(failed);
@@ -539,6 +604,8 @@ static void relay_go(struct relay *r)
             return;
         }
     }
+    r->m_open = true;
+    relay_metrics(r, true);
     r->side[RELAY_UP].fd = upstream_socket(r);
     if (r->side[RELAY_UP].fd < 0) {
         STATS_INC(&w->stats.cx[dir][STATS_CX_CONNECT_FAIL]);

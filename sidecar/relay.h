@@ -14,6 +14,8 @@
 #ifndef RINGMESH_RELAY_H
 #define RINGMESH_RELAY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stats.h"
@@ -29,5 +31,16 @@ void relay_sweep(struct worker *w, uint64_t now_ms);
 /* Frees every relay of w at once, without waiting for their ops: only after the
  * worker's loop has stopped for good. */
 void relay_free_all(struct worker *w);
+
+/* The labeled TCP metrics (metrics.h) of one TCP connection, at its open or, with its
+ * bytes from (rx) and to (tx) the client, its close. svc_ns/svc_name: the Service (NULL or
+ * "": unknown); peer_id: the peer's SPIFFE ID when the hop was mTLS, else NULL. */
+void relay_tcp_metrics(struct worker *w, enum stats_dir dir, const char *svc_ns,
+                       const char *svc_name, const char *peer_id, uint64_t rx, uint64_t tx,
+                       bool open);
+struct cluster;
+/* The namespace and name of a cluster's Service (from its key). */
+void relay_cluster_service(const struct cluster *c, char *ns, size_t nslen, char *name,
+                           size_t namelen);
 
 #endif

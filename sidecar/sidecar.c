@@ -93,3 +93,27 @@ char *sidecar_node_json(const struct sidecar_options *o)
     cJSON_Delete(n);
     return out;
 }
+
+void sidecar_metrics_init(struct sidecar *sc, int nworkers)
+{
+    const struct sidecar_options *o = &sc->opts;
+    const char *labels[OPTIONS_MAX_LABELS][2];
+    for (size_t i = 0; i < o->n_pod_labels; i++) {
+        labels[i][0] = o->pod_labels[i].key;
+        labels[i][1] = o->pod_labels[i].value;
+    }
+    sc->metrics = (struct metrics_config){
+        .enabled = !o->metrics_off,
+        .prefix = o->metrics_prefix,
+        .label_mask = o->metrics_labels,
+        .max_series = o->metrics_max_series,
+        .idle_ms = o->metrics_idle_s * 1000u,
+        .per_worker = nworkers > 0 ? (o->metrics_max_series + (unsigned)nworkers - 1) /
+                                         (unsigned)nworkers
+                                   : o->metrics_max_series,
+    };
+    metrics_peer_self(&sc->self, o->workload_name, o->pod_name, o->pod_namespace,
+                      (const char *const(*)[2])labels, o->n_pod_labels);
+    int n = metrics_peer_format(&sc->self, sc->self_peer_hdr, sizeof(sc->self_peer_hdr));
+    sc->self_peer_hdr_len = n > 0 ? (size_t)n : 0;
+}

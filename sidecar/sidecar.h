@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "metrics.h"
 #include "options.h"
 
 struct worker;
@@ -38,7 +39,16 @@ struct sidecar {
     atomic_bool config_ready;
     struct xds_client *xds;  /* owned by main; NULL without --xds */
     char xds_source[300];    /* "xds <url>" or "xds-cache <file>": what the snapshot came from */
+    /* Per-request metrics: the settings every worker's metrics_worker points at, this
+     * pod's own labels and their x-ringmesh-peer value (sidecar_metrics_init). */
+    struct metrics_config metrics;
+    struct metrics_peer self;
+    char self_peer_hdr[512];
+    size_t self_peer_hdr_len;
 };
+
+/* Fills sc->metrics and sc->self from the options, for nworkers workers. */
+void sidecar_metrics_init(struct sidecar *sc, int nworkers);
 
 /* The xDS client's apply callback (xds_apply_cb): compiles the candidate model with
  * config_from_buffer() and, when warm, publishes it, tells the workers and makes the

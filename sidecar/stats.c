@@ -67,6 +67,12 @@ static const char *const cx_names[STATS_CX_COUNT] = {
 static const char *const worker_names[STATS_WORKER_COUNT] = {
     "listener.accept_paused",
     "buffers.exhausted",
+    "outlier.ejections",
+    "retry.connect_failure",
+    "retry.refused_stream",
+    "retry.reset",
+    "retry.status",
+    "retry.per_try_timeout",
 };
 
 const char *stats_dir_name(enum stats_dir d)

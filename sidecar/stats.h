@@ -81,6 +81,13 @@ enum stats_cx {
 enum stats_worker {
     STATS_ACCEPT_PAUSED,     /* accept paused for EMFILE/ENFILE/ENOMEM */
     STATS_BUFFERS_EXHAUSTED, /* a recv found the buffer pool empty */
+    STATS_OUTLIER_EJECTIONS, /* endpoints ejected by outlier detection */
+    /* retries started, by what the failed attempt ran into (enum retry_outcome_kind order) */
+    STATS_RETRY_CONNECT_FAILURE,
+    STATS_RETRY_REFUSED_STREAM,
+    STATS_RETRY_RESET,
+    STATS_RETRY_STATUS,
+    STATS_RETRY_PER_TRY_TIMEOUT,
     STATS_WORKER_COUNT
 };
 

@@ -181,6 +181,7 @@ static void on_tick(struct loop *l, void *arg)
         relay_sweep(w, now);
         http_sweep(w, now);
         cluster_set_sweep(&w->clusters, (int64_t)now * 1000000);
+        metrics_sweep(&w->metrics, now);
     }
 }
 
@@ -259,8 +260,11 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
         free(w);
         return NULL;
     }
-    if (cluster_set_init(&w->clusters, (uint64_t)time(NULL) * 1000003u + (uint64_t)id) < 0) {
+    if (cluster_set_init(&w->clusters, (uint64_t)time(NULL) * 1000003u + (uint64_t)id) < 0 ||
+        metrics_worker_init(&w->metrics, &sc->metrics) < 0) {
         snprintf(err, errlen, "worker %d: out of memory", id);
+        cluster_set_free(&w->clusters);
+        metrics_worker_free(&w->metrics);
         loop_free(w->loop);
         free(w);
         return NULL;
@@ -364,6 +368,7 @@ void worker_free(struct worker *w)
     relay_free_all(w);
     http_free_all(w);
     cluster_set_free(&w->clusters);
+    metrics_worker_free(&w->metrics);
     tls_creds_release(w->tls);
     w->tls = NULL;
     config_release(w->snap);

@@ -16,6 +16,7 @@
 #include "cluster.h"
 #include "loop.h"
 #include "sidecar.h"
+#include "metrics.h"
 #include "stats.h"
 
 struct config_snapshot;
@@ -69,6 +70,7 @@ struct worker {
     struct tls_creds *tls;        /* held: the mTLS credentials new handshakes use, or NULL */
     uint64_t tls_gen;             /* tls_generation() when tls was taken */
     struct http_worker *http;     /* owned: the HTTP proxy's connections and streams */
+    struct metrics_worker metrics; /* labeled per-request series (admin reads, metrics.h) */
 };
 
 /* Creates worker id: its loop (backend per sc->opts.io) and its listeners. NULL with err

@@ -111,7 +111,7 @@ check "admin: /ready is 200 LIVE" [ "$(curl -s "http://127.0.0.1:$P2/ready")" = 
 check "admin: :health /healthz/ready is 200" [ "$(code "http://127.0.0.1:$P4/healthz/ready")" = 200 ]
 check "admin: POST /ready is 405" [ "$(code -X POST "http://127.0.0.1:$P2/ready")" = 405 ]
 check "admin: unknown path is 404" [ "$(code "http://127.0.0.1:$P2/nope")" = 404 ]
-check "admin: /stats/prometheus on the stats port has TYPE lines" bash -c "curl -s http://127.0.0.1:$P3/stats/prometheus | grep -q '^# TYPE ringmesh_tcp_connections_opened_total counter'"
+check "admin: /stats/prometheus on the stats port has TYPE lines" bash -c "curl -s http://127.0.0.1:$P3/stats/prometheus | grep -q '^# TYPE ringmesh_downstream_cx_total counter'"
 check "admin: admin port is loopback only" bash -c "ss -ltnH 'sport = :$P2' | grep -q '127.0.0.1:$P2'"
 check "admin: garbage request gets 400" bash -c "printf 'garbage\r\n\r\n' | timeout 3 socat -t2 - TCP:127.0.0.1:$P2 | head -1 | grep -q ' 400 '"
 
