@@ -61,6 +61,7 @@
 #include <nghttp2/nghttp2.h>
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "hist.h"
 
@@ -1065,6 +1066,10 @@ static void *worker_main(void *arg)
         }
     }
     worker_finish(w);
+#ifdef FP_ECC
+    if (O.tls)
+        wc_ecc_fp_free(); /* this thread's fixed-point ECC tables (wolfSSL keeps them per thread) */
+#endif
     errs = 0;
     for (unsigned e = 0; e < LG_E_COUNT; e++)
         errs += w->errors[e];
