@@ -11,6 +11,7 @@
  *   --h2                 HTTP/2: prior knowledge on http://, ALPN h2 on https://
  *   --method M           (GET; POST when --body-size is given)
  *   --body-size N        a request body of N bytes     -H 'name: value' (repeatable)
+ *   --tls                TLS on an http:// URL too (https:// implies it)
  *   --cacert F, --cert F --key F (client certificate), --sni NAME, --insecure
  *   --timeout MS         per request, from its send (5000)
  *   --json               one JSON object on stdout instead of the summary
@@ -1148,7 +1149,8 @@ static void usage(FILE *f)
             "  --method M           request method (GET; POST with --body-size)\n"
             "  --body-size N        request body of N bytes\n"
             "  -H 'name: value'     an extra request header (repeatable)\n"
-            "  --cacert FILE  --cert FILE --key FILE  --sni NAME  --insecure   (https://)\n"
+            "  --tls                TLS on an http:// URL too (https:// implies it)\n"
+            "  --cacert FILE  --cert FILE --key FILE  --sni NAME  --insecure   (TLS)\n"
             "  --timeout MS         per request (5000)\n"
             "  --json               one JSON object on stdout\n"
             "  --quiet              no progress line on stderr\n");
@@ -1358,7 +1360,8 @@ static void tls_setup(void)
 static void parse_args(int argc, char **argv)
 {
     enum { OPT_H2 = 256, OPT_METHOD, OPT_BODY, OPT_CACERT, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE,
-           OPT_JSON, OPT_TIMEOUT, OPT_QUIET, OPT_WARMUP };
+           OPT_JSON, OPT_TIMEOUT, OPT_QUIET, OPT_WARMUP, OPT_TLS };
+    bool force_tls = false;
     static const struct option lo[] = {
         {"rate", required_argument, NULL, 'r'},       {"connections", required_argument, NULL, 'c'},
         {"streams", required_argument, NULL, 'm'},    {"duration", required_argument, NULL, 'd'},
@@ -1367,7 +1370,7 @@ static void parse_args(int argc, char **argv)
         {"method", required_argument, NULL, OPT_METHOD}, {"body-size", required_argument, NULL, OPT_BODY},
         {"cacert", required_argument, NULL, OPT_CACERT}, {"cert", required_argument, NULL, OPT_CERT},
         {"key", required_argument, NULL, OPT_KEY},    {"sni", required_argument, NULL, OPT_SNI},
-        {"insecure", no_argument, NULL, OPT_INSECURE}, {"json", no_argument, NULL, OPT_JSON},
+        {"insecure", no_argument, NULL, OPT_INSECURE}, {"tls", no_argument, NULL, OPT_TLS}, {"json", no_argument, NULL, OPT_JSON},
         {"timeout", required_argument, NULL, OPT_TIMEOUT}, {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -1406,6 +1409,7 @@ static void parse_args(int argc, char **argv)
         case OPT_JSON: O.json = true; break;
         case OPT_TIMEOUT: O.timeout_ms = uint_arg("--timeout", optarg, 1, 3600000); break;
         case OPT_QUIET: O.quiet = true; break;
+        case OPT_TLS: force_tls = true; break;
         case 'h': usage(stdout); exit(0);
         case ':': die_usage("%s needs a value", argv[optind - 1]);
         default:
@@ -1420,12 +1424,13 @@ static void parse_args(int argc, char **argv)
         die_usage("one URL only ('%s' is extra)", argv[optind + 1]);
     O.url = argv[optind];
     parse_url(O.url);
+    O.tls |= force_tls;
     if (!O.method)
         O.method = O.body_size ? "POST" : "GET";
     if (!!O.cert != !!O.key)
         die_usage("--cert and --key go together");
     if (!O.tls && (O.cacert || O.cert || O.sni || O.insecure))
-        die_usage("--cacert, --cert, --key, --sni and --insecure need an https:// URL");
+        die_usage("--cacert, --cert, --key, --sni and --insecure need TLS (an https:// URL or --tls)");
     if (!O.h2 && O.streams > 1)
         die_usage("-m %u: HTTP/1.1 has one request in flight per connection (use --h2)", O.streams);
     if (O.threads > O.conns)
