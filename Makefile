@@ -82,8 +82,8 @@ XDS_SRC     := $(filter-out xds/main_%.c,$(wildcard xds/*.c))
 FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)
 UNIT_SRC    := $(wildcard tests/unit/*_test.c)
 TOOL_SRC    := $(wildcard tests/tools/*.c)
-# bench/loadgen.c and bench/hist.c are ringmesh-loadgen (a program of its own, in $(BIN)).
-LOADGEN_SRC := bench/loadgen.c bench/hist.c
+# bench/loadgen.c, hist.c and lg_h1.c are ringmesh-loadgen (a program of its own, in $(BIN)).
+LOADGEN_SRC := bench/loadgen.c bench/hist.c bench/lg_h1.c
 BENCH_SRC   := $(filter-out $(LOADGEN_SRC),$(wildcard bench/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -149,9 +149,11 @@ $(BIN)/ringmesh-loadgen: $(call obj,$(LOADGEN_SRC)) $(LIBCOMMON)
 
 # Unit tests link whatever module they test out of the program archives.
 $(BUILD)/tests/unit/%.o: CFLAGS += -Isidecar -Iinit -Ixds
-$(BUILD)/tests/unit/hist_test.o: CFLAGS += -Ibench
+# ringmesh-loadgen's pure modules (bench/hist.c, bench/lg_h1.c) are in no archive.
+$(BUILD)/tests/unit/hist_test.o $(BUILD)/tests/unit/lg_h1_test.o: CFLAGS += -Ibench
 $(BUILD)/tests/unit/hist_test: $(call obj,bench/hist.c)
 $(BUILD)/tests/unit/hist_test: LIBS += -lm
+$(BUILD)/tests/unit/lg_h1_test: $(call obj,bench/lg_h1.c)
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)

@@ -76,11 +76,11 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "hist.h"
+#include "lg_h1.h"
 
 #define NS_PER_S 1000000000ull
 #define NS_PER_MS 1000000ull
 #define RBUF_LEN (64 * 1024)
-#define H1_HEAD_MAX (64 * 1024)
 #define MAX_HEADERS 64
 #define TICK_NS (10 * NS_PER_MS) /* timeout checks */
 
@@ -145,16 +145,6 @@ enum conn_state {
     CONN_READY,      /* sends requests */
 };
 
-enum h1_state {
-    H1_HEAD,       /* status line and headers, up to the empty line */
-    H1_BODY_CL,    /* remaining bytes of a Content-Length body */
-    H1_BODY_EOF,   /* a body delimited by the connection's close */
-    H1_CHUNK_SIZE, /* a chunk-size line */
-    H1_CHUNK_DATA, /* remaining bytes of a chunk */
-    H1_CHUNK_CRLF, /* the CRLF after a chunk's data */
-    H1_TRAILERS,   /* trailer lines after the last chunk, up to the empty line */
-};
-
 struct slot {               /* one request in flight */
     uint64_t intended_ns;   /* the latency's start: intended (open) or actual (closed) send */
     uint64_t sent_ns;       /* actual send: the timeout runs from here */
@@ -182,10 +172,7 @@ struct conn {
     size_t out_len, out_off, out_cap, tls_wlen;
     char *in;                   /* owned: HTTP/1.1 bytes not parsed yet (a partial line) */
     size_t in_len, in_cap;
-    enum h1_state hs;
-    uint64_t remaining;
-    int h1_status;
-    bool h1_close, h1_no_body;
+    struct lg_h1 h1;            /* the response being parsed (HTTP/1.1) */
     struct slot *slots;         /* owned: 1 (HTTP/1.1) or -m (HTTP/2) */
     unsigned nslots;
 };
@@ -284,7 +271,7 @@ static void conn_reset(struct conn *c, uint64_t now, bool failed_connect)
     c->fd = -1;
     c->out_len = c->out_off = c->tls_wlen = 0;
     c->in_len = 0;
-    c->hs = H1_HEAD;
+    lg_h1_init(&c->h1, strcmp(O.method, "HEAD") == 0);
     c->broken = false;
     c->tls_want_write = false;
     if (failed_connect) {
@@ -468,88 +455,19 @@ static void finish_request(struct conn *c, struct slot *s, int status, uint64_t 
 
 /* ---- HTTP/1.1 ------------------------------------------------------------------------------- */
 
-static bool header_is(const char *p, size_t n, const char *name)
-{
-    size_t l = strlen(name);
-    return n == l && strncasecmp(p, name, l) == 0;
-}
-
-/* Parses a status line and headers ending at the empty line (head_len bytes, CRLF CRLF
- * included). 0 or -EPROTO. */
-static int h1_parse_head(struct conn *c, const char *p, size_t head_len)
-{
-    if (head_len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ' || !isdigit((unsigned char)p[9]) ||
-        !isdigit((unsigned char)p[10]) || !isdigit((unsigned char)p[11]))
-        return -EPROTO;
-    c->h1_status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    c->h1_close = p[7] == '0'; /* HTTP/1.0: closes unless keep-alive */
-    bool chunked = false, have_cl = false;
-    uint64_t cl = 0;
-    const char *end = p + head_len - 2, *line = memchr(p, '\n', head_len) + 1;
-    while (line < end) {
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            return -EPROTO;
-        const char *colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon) {
-            const char *v = colon + 1, *ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            size_t nl = (size_t)(colon - line), vl = (size_t)(ve - v);
-            if (header_is(line, nl, "content-length")) {
-                char *e;
-                char num[24];
-                if (vl == 0 || vl >= sizeof(num))
-                    return -EPROTO;
-                memcpy(num, v, vl);
-                num[vl] = 0;
-                cl = strtoull(num, &e, 10);
-                if (*e)
-                    return -EPROTO;
-                have_cl = true;
-            } else if (header_is(line, nl, "transfer-encoding")) {
-                chunked = vl >= 7 && strncasecmp(ve - 7, "chunked", 7) == 0;
-            } else if (header_is(line, nl, "connection")) {
-                if (vl == 5 && strncasecmp(v, "close", 5) == 0)
-                    c->h1_close = true;
-                else if (vl == 10 && strncasecmp(v, "keep-alive", 10) == 0)
-                    c->h1_close = false;
-            }
-        }
-        line = eol + 1;
-    }
-    if (c->h1_status >= 100 && c->h1_status < 200) {
-        c->hs = H1_HEAD; /* an interim response: the final one follows */
-        return 1;
-    }
-    if (strcmp(O.method, "HEAD") == 0 || c->h1_status == 204 || c->h1_status == 304) {
-        c->remaining = 0;
-        c->hs = H1_BODY_CL;
-    } else if (chunked) {
-        c->hs = H1_CHUNK_SIZE;
-    } else if (have_cl) {
-        c->remaining = cl;
-        c->hs = H1_BODY_CL;
-    } else {
-        c->hs = H1_BODY_EOF;
-        c->h1_close = true;
-    }
-    return 0;
-}
-
 /* One complete response. Returns -EPIPE when the connection was reset. */
 static int h1_response_done(struct conn *c, uint64_t now)
 {
-    c->hs = H1_HEAD;
-    if (c->inflight == 0) {
+    int status = c->h1.status;
+    bool close_after = c->h1.close;
+    lg_h1_init(&c->h1, strcmp(O.method, "HEAD") == 0);
+    if (c->inflight == 0) { /* a response to no request */
         count_err(c->w, LG_E_PARSE, now >= t_warm_end);
         conn_reset(c, now, false);
         return -EPIPE;
     }
-    finish_request(c, &c->slots[0], c->h1_status, now);
-    if (c->h1_close) {
+    finish_request(c, &c->slots[0], status, now);
+    if (close_after) {
         conn_reset(c, now, false);
         return -EPIPE;
     }
@@ -562,95 +480,22 @@ static ssize_t h1_parse(struct conn *c, const char *p, size_t n, uint64_t now)
 {
     size_t off = 0;
     while (off < n) {
-        const char *q = p + off;
-        size_t avail = n - off;
-        switch (c->hs) {
-        case H1_HEAD: {
-            const char *e = memmem(q, avail, "\r\n\r\n", 4);
-            if (!e) {
-                if (avail > H1_HEAD_MAX)
-                    goto bad;
-                return (ssize_t)off;
-            }
-            size_t hl = (size_t)(e - q) + 4;
-            int rc = h1_parse_head(c, q, hl);
-            if (rc < 0)
-                goto bad;
-            off += hl;
-            if (rc == 0 && c->hs == H1_BODY_CL && c->remaining == 0 && h1_response_done(c, now) < 0)
-                return -EPIPE;
-            break;
+        bool done;
+        ssize_t k = lg_h1_parse(&c->h1, p + off, n - off, &done);
+        if (k < 0) {
+            count_err(c->w, LG_E_PARSE, now >= t_warm_end);
+            for (unsigned i = 0; i < c->nslots; i++)
+                c->slots[i].timed_out = true; /* counted as a parse error, not a read error */
+            conn_reset(c, now, false);
+            return -EPIPE;
         }
-        case H1_BODY_CL: {
-            size_t k = avail < c->remaining ? avail : (size_t)c->remaining;
-            off += k;
-            c->remaining -= k;
-            if (c->remaining == 0 && h1_response_done(c, now) < 0)
-                return -EPIPE;
+        off += (size_t)k;
+        if (!done)
             break;
-        }
-        case H1_BODY_EOF:
-            off = n;
-            break;
-        case H1_CHUNK_SIZE: {
-            const char *e = memmem(q, avail, "\r\n", 2);
-            if (!e) {
-                if (avail > 1024)
-                    goto bad;
-                return (ssize_t)off;
-            }
-            uint64_t sz = 0;
-            const char *d = q;
-            if (!isxdigit((unsigned char)*d))
-                goto bad;
-            for (; d < e && isxdigit((unsigned char)*d); d++) {
-                if (sz >> 59)
-                    goto bad;
-                sz = sz * 16 + (uint64_t)(isdigit((unsigned char)*d) ? *d - '0' : (tolower((unsigned char)*d) - 'a' + 10));
-            }
-            off += (size_t)(e - q) + 2;
-            c->remaining = sz;
-            c->hs = sz ? H1_CHUNK_DATA : H1_TRAILERS;
-            break;
-        }
-        case H1_CHUNK_DATA: {
-            size_t k = avail < c->remaining ? avail : (size_t)c->remaining;
-            off += k;
-            c->remaining -= k;
-            if (c->remaining == 0) {
-                c->hs = H1_CHUNK_CRLF;
-                c->remaining = 2;
-            }
-            break;
-        }
-        case H1_CHUNK_CRLF:
-            if (*q != (c->remaining == 2 ? '\r' : '\n'))
-                goto bad;
-            off++;
-            if (--c->remaining == 0)
-                c->hs = H1_CHUNK_SIZE;
-            break;
-        case H1_TRAILERS: {
-            const char *e = memmem(q, avail, "\r\n", 2);
-            if (!e) {
-                if (avail > H1_HEAD_MAX)
-                    goto bad;
-                return (ssize_t)off;
-            }
-            off += (size_t)(e - q) + 2;
-            if (e == q && h1_response_done(c, now) < 0)
-                return -EPIPE;
-            break;
-        }
-        }
+        if (h1_response_done(c, now) < 0)
+            return -EPIPE;
     }
     return (ssize_t)off;
-bad:
-    count_err(c->w, LG_E_PARSE, now >= t_warm_end);
-    for (unsigned i = 0; i < c->nslots; i++)
-        c->slots[i].timed_out = true; /* counted as a parse error, not a read error */
-    conn_reset(c, now, false);
-    return -EPIPE;
 }
 
 /* Feeds bytes read; keeps an unparsed partial line in c->in. 0 or -EPIPE (reset). */
@@ -845,8 +690,8 @@ static void conn_pump(struct conn *c, uint64_t now)
 
 static void conn_eof(struct conn *c, uint64_t now)
 {
-    if (!O.h2 && c->hs == H1_BODY_EOF && c->inflight) {
-        c->h1_close = true;
+    if (!O.h2 && lg_h1_eof_completes(&c->h1) && c->inflight) {
+        c->h1.close = true;
         h1_response_done(c, now);
         return;
     }
@@ -1111,6 +956,7 @@ static int worker_init(struct worker *w, unsigned id, unsigned first, unsigned n
         c->w = w;
         c->gidx = first + i;
         c->fd = -1;
+        lg_h1_init(&c->h1, strcmp(O.method, "HEAD") == 0);
         c->nslots = slot_limit();
         c->slots = calloc(c->nslots, sizeof(*c->slots));
         if (!c->slots)
