@@ -105,8 +105,18 @@ struct opts {
 };
 static struct opts O; /* written by main before the workers start, read-only after */
 
-/* the run's clock marks (CLOCK_MONOTONIC ns), fixed before the workers start */
-static uint64_t t_start, t_warm_end, t_end;
+/* The run's clock marks (CLOCK_MONOTONIC ns): UINT64_MAX until main sets them, once the
+ * workers have their connections up (or 2 s have passed); read through T_START() etc.
+ * (relaxed atomic loads: plain loads on x86) since the workers are already running. */
+static uint64_t t_start_ns = UINT64_MAX, t_warm_end_ns = UINT64_MAX, t_end_ns = UINT64_MAX;
+#define T_START() __atomic_load_n(&t_start_ns, __ATOMIC_RELAXED)
+#define T_WARM_END() __atomic_load_n(&t_warm_end_ns, __ATOMIC_RELAXED)
+#define T_END() __atomic_load_n(&t_end_ns, __ATOMIC_RELAXED)
+/* the start-up handshake: workers count themselves connected, main publishes the marks */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cv; /* on CLOCK_MONOTONIC, made by main */
+static unsigned start_ready;    /* workers whose connections are all up or have failed */
+static bool start_go;           /* the marks are set */
 static char *h1_req;            /* owned: the whole HTTP/1.1 request, body included */
 static size_t h1_req_len;
 static char *req_body;          /* owned: body_size bytes of 'x' */
@@ -188,7 +198,7 @@ struct worker {
     struct hist hist;
     uint64_t requests, errors[LG_E_COUNT], status[600], bytes_in, bytes_out, reconnects;
     uint64_t pub_requests, pub_errors; /* published for the progress line (relaxed) */
-    int fatal;                  /* setup failure: -errno */
+    bool started;               /* the marks are set: requests may go out */
 };
 
 static unsigned slot_limit(void)
@@ -200,7 +210,7 @@ static unsigned slot_limit(void)
 static uint64_t sched_ns(unsigned g, uint64_t i)
 {
     double k = (double)g + (double)i * O.conns;
-    return t_start + (uint64_t)(k * 1e9 / O.rate);
+    return T_START() + (uint64_t)(k * 1e9 / O.rate);
 }
 
 static void count_err(struct worker *w, enum lg_err e, bool recorded)
@@ -283,7 +293,7 @@ static void conn_reset(struct conn *c, uint64_t now, bool failed_connect)
         c->reconnect_at_ns = now;
     }
     c->state = CONN_IDLE;
-    if (now >= t_warm_end)
+    if (now >= T_WARM_END())
         w->reconnects++;
 }
 
@@ -292,7 +302,7 @@ static int h2_session_start(struct conn *c);
 static void conn_established(struct conn *c, uint64_t now)
 {
     if (O.h2 && h2_session_start(c) < 0) {
-        count_err(c->w, LG_E_PARSE, now >= t_warm_end);
+        count_err(c->w, LG_E_PARSE, now >= T_WARM_END());
         conn_reset(c, now, true);
         return;
     }
@@ -310,7 +320,7 @@ static void conn_tls_step(struct conn *c, uint64_t now)
             unsigned short len = 0;
             if (wolfSSL_ALPN_GetProtocol(c->ssl, &proto, &len) != WOLFSSL_SUCCESS || len != 2 ||
                 memcmp(proto, "h2", 2) != 0) {
-                count_err(c->w, LG_E_TLS, now >= t_warm_end);
+                count_err(c->w, LG_E_TLS, now >= T_WARM_END());
                 conn_reset(c, now, true);
                 return;
             }
@@ -329,7 +339,7 @@ static void conn_tls_step(struct conn *c, uint64_t now)
         fprintf(stderr, "ringmesh-loadgen: connection %u: during TLS handshake: %s\n", c->gidx,
                 wolfSSL_ERR_error_string((unsigned long)err, msg));
     }
-    count_err(c->w, LG_E_TLS, now >= t_warm_end);
+    count_err(c->w, LG_E_TLS, now >= T_WARM_END());
     conn_reset(c, now, true);
 }
 
@@ -341,7 +351,7 @@ static void conn_connected(struct conn *c, uint64_t now)
     }
     c->ssl = wolfSSL_new(tls_ctx);
     if (!c->ssl || wolfSSL_set_fd(c->ssl, c->fd) != WOLFSSL_SUCCESS) {
-        count_err(c->w, LG_E_TLS, now >= t_warm_end);
+        count_err(c->w, LG_E_TLS, now >= T_WARM_END());
         conn_reset(c, now, true);
         return;
     }
@@ -363,7 +373,7 @@ static void conn_start(struct conn *c, uint64_t now)
 {
     int fd = socket(O.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        count_err(c->w, LG_E_CONNECT, now >= t_warm_end);
+        count_err(c->w, LG_E_CONNECT, now >= T_WARM_END());
         c->fails++;
         c->reconnect_at_ns = now + 100 * NS_PER_MS;
         return;
@@ -379,7 +389,7 @@ static void conn_start(struct conn *c, uint64_t now)
     } else if (errno == EINPROGRESS) {
         c->state = CONN_CONNECTING;
     } else {
-        count_err(c->w, LG_E_CONNECT, now >= t_warm_end);
+        count_err(c->w, LG_E_CONNECT, now >= T_WARM_END());
         conn_reset(c, now, true);
     }
 }
@@ -426,7 +436,7 @@ static int conn_flush(struct conn *c, uint64_t now)
             return -EPIPE;
         }
         c->out_off += (size_t)n;
-        if (now >= t_warm_end)
+        if (now >= T_WARM_END())
             c->w->bytes_out += (uint64_t)n;
     }
     if (c->out_off == c->out_len)
@@ -462,7 +472,7 @@ static int h1_response_done(struct conn *c, uint64_t now)
     bool close_after = c->h1.close;
     lg_h1_init(&c->h1, strcmp(O.method, "HEAD") == 0);
     if (c->inflight == 0) { /* a response to no request */
-        count_err(c->w, LG_E_PARSE, now >= t_warm_end);
+        count_err(c->w, LG_E_PARSE, now >= T_WARM_END());
         conn_reset(c, now, false);
         return -EPIPE;
     }
@@ -483,7 +493,7 @@ static ssize_t h1_parse(struct conn *c, const char *p, size_t n, uint64_t now)
         bool done;
         ssize_t k = lg_h1_parse(&c->h1, p + off, n - off, &done);
         if (k < 0) {
-            count_err(c->w, LG_E_PARSE, now >= t_warm_end);
+            count_err(c->w, LG_E_PARSE, now >= T_WARM_END());
             for (unsigned i = 0; i < c->nslots; i++)
                 c->slots[i].timed_out = true; /* counted as a parse error, not a read error */
             conn_reset(c, now, false);
@@ -639,7 +649,7 @@ static int h2_pull(struct conn *c)
 
 static bool has_unsent(const struct conn *c)
 {
-    return O.rate > 0 && sched_ns(c->gidx, c->next_i) < t_end;
+    return O.rate > 0 && sched_ns(c->gidx, c->next_i) < T_END();
 }
 
 /* Sends every request that is due and fits in flight, then flushes. */
@@ -648,14 +658,14 @@ static void conn_pump(struct conn *c, uint64_t now)
     if (c->state != CONN_READY)
         return;
     unsigned limit = slot_limit();
-    while (c->inflight < limit) {
+    while (c->w->started && c->inflight < limit) {
         uint64_t intended;
         if (O.rate > 0) {
             intended = sched_ns(c->gidx, c->next_i);
-            if (intended > now || intended >= t_end)
+            if (intended > now || intended >= T_END())
                 break;
         } else {
-            if (now >= t_end || now < t_start)
+            if (now >= T_END() || now < T_START())
                 break;
             intended = now;
         }
@@ -668,7 +678,7 @@ static void conn_pump(struct conn *c, uint64_t now)
         if (!s)
             break;
         *s = (struct slot){.intended_ns = intended, .sent_ns = now, .used = true,
-                           .recorded = intended >= t_warm_end && intended < t_end};
+                           .recorded = intended >= T_WARM_END() && intended < T_END()};
         if ((O.h2 ? h2_send(c, s) : h1_send(c, s)) < 0) {
             s->used = false;
             count_err(c->w, LG_E_WRITE, s->recorded);
@@ -679,7 +689,7 @@ static void conn_pump(struct conn *c, uint64_t now)
         c->next_i++;
     }
     if (c->h2 && h2_pull(c) < 0) {
-        count_err(c->w, LG_E_PARSE, now >= t_warm_end);
+        count_err(c->w, LG_E_PARSE, now >= T_WARM_END());
         conn_reset(c, now, false);
         return;
     }
@@ -730,12 +740,12 @@ static void conn_readable(struct conn *c, uint64_t now)
                 return;
             }
         }
-        if (now >= t_warm_end)
+        if (now >= T_WARM_END())
             w->bytes_in += (uint64_t)n;
         if (c->h2) {
             ssize_t k = nghttp2_session_mem_recv(c->h2, (const uint8_t *)w->rbuf, (size_t)n);
             if (k < 0) {
-                count_err(w, LG_E_PARSE, now >= t_warm_end);
+                count_err(w, LG_E_PARSE, now >= T_WARM_END());
                 conn_reset(c, now, false);
                 return;
             }
@@ -762,7 +772,7 @@ static void conn_event(struct conn *c, uint32_t ev, uint64_t now)
         socklen_t l = sizeof(err);
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
         if (err) {
-            count_err(c->w, LG_E_CONNECT, now >= t_warm_end);
+            count_err(c->w, LG_E_CONNECT, now >= T_WARM_END());
             conn_reset(c, now, true);
             return;
         }
@@ -822,7 +832,9 @@ static bool worker_outstanding(struct worker *w)
 {
     for (unsigned i = 0; i < w->nconns; i++) {
         struct conn *c = &w->conns[i];
-        if (has_unsent(c))
+        /* unsent requests are waited for only on a connection that may still send them:
+         * not on one whose connects keep failing (a refused port would cost --timeout) */
+        if (has_unsent(c) && !(c->state == CONN_IDLE && c->fails > 0))
             return true;
         for (unsigned j = 0; j < c->nslots; j++)
             if (c->slots[j].used && c->slots[j].recorded && !c->slots[j].timed_out)
@@ -845,9 +857,9 @@ static void worker_finish(struct worker *w)
         if (O.rate > 0)
             for (uint64_t k = c->next_i;; k++) {
                 uint64_t t = sched_ns(c->gidx, k);
-                if (t >= t_end)
+                if (t >= T_END())
                     break;
-                if (t >= t_warm_end)
+                if (t >= T_WARM_END())
                     w->errors[LG_E_NOT_SENT]++;
             }
         if (c->state != CONN_IDLE || c->fd >= 0) {
@@ -871,14 +883,43 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event evs[64];
-    uint64_t next_tick = 0, drain_until = t_end + (uint64_t)O.timeout_ms * NS_PER_MS;
     uint64_t errs;
     /* the timerfd wakes us for each intended send: without this, the default 50 us timer
      * slack would be added to every open-loop latency */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    /* Connect first, for up to 2 s: the schedule starts when every connection is up or has
+     * failed once, so that a slow start (hundreds of TLS handshakes) does not queue the
+     * first requests of the warm-up behind it. */
+    uint64_t connect_until = now_ns() + 2 * NS_PER_S;
+    for (;;) {
+        uint64_t now = now_ns();
+        bool settled = true;
+        for (unsigned i = 0; i < w->nconns; i++) {
+            struct conn *c = &w->conns[i];
+            if (c->state == CONN_IDLE && c->reconnect_at_ns <= now)
+                conn_start(c, now);
+            if (c->state != CONN_READY && c->fails == 0)
+                settled = false;
+        }
+        if (settled || now >= connect_until)
+            break;
+        int n = epoll_wait(w->ep, evs, 64, 10);
+        now = now_ns();
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.ptr)
+                conn_event(evs[i].data.ptr, evs[i].events, now);
+    }
+    pthread_mutex_lock(&start_mu);
+    start_ready++;
+    pthread_cond_broadcast(&start_cv);
+    while (!start_go)
+        pthread_cond_wait(&start_cv, &start_mu);
+    pthread_mutex_unlock(&start_mu);
+    w->started = true;
+    uint64_t next_tick = 0, drain_until = T_END() + (uint64_t)O.timeout_ms * NS_PER_MS;
     for (;;) {
         uint64_t now = now_ns(), next = UINT64_MAX;
-        bool draining = now >= t_end;
+        bool draining = now >= T_END();
         if (draining && (!worker_outstanding(w) || now >= drain_until))
             break;
         if (now >= next_tick) {
@@ -901,10 +942,10 @@ static void *worker_main(void *arg)
                     next = t;
             }
         }
-        if (now < t_start && t_start < next)
-            next = t_start;
-        if (!draining && t_end < next)
-            next = t_end;
+        if (now < T_START() && T_START() < next)
+            next = T_START();
+        if (!draining && T_END() < next)
+            next = T_END();
         if (next != UINT64_MAX && next > now)
             arm_timer(w, next);
         errs = 0;
@@ -1375,10 +1416,11 @@ int main(int argc, char **argv)
     struct worker *ws = calloc(O.threads, sizeof(*ws));
     if (!ws)
         return 1;
-    /* the schedule starts a little after now, so every worker is up and connecting */
-    t_start = now_ns() + 50 * NS_PER_MS;
-    t_warm_end = t_start + (uint64_t)(O.warmup_s * 1e9);
-    t_end = t_warm_end + (uint64_t)(O.duration_s * 1e9);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&start_cv, &ca);
+    pthread_condattr_destroy(&ca);
     unsigned first = 0;
     for (unsigned i = 0; i < O.threads; i++) {
         unsigned n = O.conns / O.threads + (i < O.conns % O.threads);
@@ -1394,13 +1436,26 @@ int main(int argc, char **argv)
             fprintf(stderr, "ringmesh-loadgen: cannot start a thread\n");
             return 1;
         }
+    /* the workers connect (2 s at most each); then the schedule starts for all at once */
+    uint64_t until = now_ns() + 3 * NS_PER_S;
+    struct timespec dl = {.tv_sec = (time_t)(until / NS_PER_S), .tv_nsec = (long)(until % NS_PER_S)};
+    pthread_mutex_lock(&start_mu);
+    while (start_ready < O.threads && pthread_cond_timedwait(&start_cv, &start_mu, &dl) != ETIMEDOUT)
+        ;
+    uint64_t t0 = now_ns() + 10 * NS_PER_MS, t1 = t0 + (uint64_t)(O.warmup_s * 1e9);
+    __atomic_store_n(&t_start_ns, t0, __ATOMIC_RELAXED);
+    __atomic_store_n(&t_warm_end_ns, t1, __ATOMIC_RELAXED);
+    __atomic_store_n(&t_end_ns, t1 + (uint64_t)(O.duration_s * 1e9), __ATOMIC_RELAXED);
+    start_go = true;
+    pthread_cond_broadcast(&start_cv);
+    pthread_mutex_unlock(&start_mu);
     /* progress, once a second, until the run (and its drain) is over */
-    uint64_t last_req = 0, tick = t_start + NS_PER_S;
+    uint64_t last_req = 0, tick = T_START() + NS_PER_S;
     for (;;) {
         uint64_t now = now_ns();
-        if (now >= t_end)
+        if (now >= T_END())
             break;
-        uint64_t wait = (tick < t_end ? tick : t_end) - now;
+        uint64_t wait = (tick < T_END() ? tick : T_END()) - now;
         struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_S), .tv_nsec = (long)(wait % NS_PER_S)};
         nanosleep(&ts, NULL);
         if (now_ns() < tick)
@@ -1412,7 +1467,7 @@ int main(int argc, char **argv)
         }
         if (!O.quiet)
             fprintf(stderr, "[loadgen %5.1fs] %s %llu req/s, %llu requests, %llu errors\n",
-                    (double)(tick - t_start) / 1e9, tick <= t_warm_end ? "warmup   " : "measuring",
+                    (double)(tick - T_START()) / 1e9, tick <= T_WARM_END() ? "warmup   " : "measuring",
                     (unsigned long long)(req - last_req), (unsigned long long)req, (unsigned long long)err);
         last_req = req;
         tick += NS_PER_S;
