@@ -17,8 +17,9 @@
  *   --json               one JSON object on stdout instead of the summary
  *   --quiet              no progress line on stderr (one a second otherwise)
  *
- * Open loop (-r R): connection g (0..c-1) sends its request i at the intended time
- * start + (g + i * c) / R, so all connections together send on a uniform grid of 1/R. A
+ * The workers connect first; the schedule starts when every connection is up or has
+ * failed once (2 s at most). Open loop (-r R): connection g (0..c-1) sends its request i at
+ * the intended time start + (g + i * c) / R, so all connections together send on a uniform grid of 1/R. A
  * request's latency runs from its intended time, not from when it went out: when the
  * server (or this process) stalls, requests queue behind the in-flight limit (1 for
  * HTTP/1.1, -m for HTTP/2) and their wait shows in the tail, as the users sending them at
@@ -560,7 +561,7 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
     if (frame->hd.type != NGHTTP2_HEADERS || namelen != 7 || memcmp(name, ":status", 7) != 0)
         return 0;
     struct slot *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (s && valuelen == 3) {
+    if (s && valuelen == 3 && isdigit(value[0]) && isdigit(value[1]) && isdigit(value[2])) {
         int st = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
         if (st >= 200 || s->status == 0)
             s->status = st;
@@ -1339,10 +1340,21 @@ static double us(uint64_t ns)
 static void print_json(const struct totals *t)
 {
     const struct hist *h = t->hist;
+    char url[2048]; /* O.url as a JSON string */
+    size_t n = 0;
+    for (const char *q = O.url; *q && n + 8 < sizeof(url); q++) {
+        if (*q == '"' || *q == '\\')
+            n += (size_t)snprintf(url + n, sizeof(url) - n, "\\%c", *q);
+        else if ((unsigned char)*q < 0x20)
+            n += (size_t)snprintf(url + n, sizeof(url) - n, "\\u%04x", (unsigned)*q);
+        else
+            url[n++] = *q;
+    }
+    url[n] = 0;
     printf("{\"url\":\"%s\",\"protocol\":\"%s\",\"target_rate\":%g,\"achieved_rate\":%.1f,"
            "\"duration_s\":%g,\"warmup_s\":%g,\"connections\":%u,\"streams\":%u,\"threads\":%u,"
            "\"requests\":%llu,\"errors\":{",
-           O.url, O.h2 ? "h2" : "http/1.1", O.rate, (double)t->requests / O.duration_s, O.duration_s,
+           url, O.h2 ? "h2" : "http/1.1", O.rate, (double)t->requests / O.duration_s, O.duration_s,
            O.warmup_s, O.conns, slot_limit(), O.threads, (unsigned long long)t->requests);
     for (unsigned e = 0; e < LG_E_COUNT; e++)
         printf("%s\"%s\":%llu", e ? "," : "", lg_err_name[e], (unsigned long long)t->errors[e]);

@@ -99,6 +99,9 @@ expect tls2 "TLS h2 by ALPN: 200 requests, no errors" "199 <= d['requests'] <= 2
 run mtls --h2 -c 2 -r 100 -d 1 --warmup 0.3 --cacert "$C/ca.pem" --cert "$C/cli.pem" --key "$C/cli.key" \
     --sni localhost "https://127.0.0.1:$MTLS/"
 expect mtls "mTLS with --cert/--key/--sni: 100 requests, no errors" "99 <= d['requests'] <= 101 and $NOERR"
+run tls2t -t 2 --h2 -m 5 -c 4 -r 400 -d 1 --warmup 0.3 --cacert "$C/ca.pem" "https://localhost:$TLS/"
+expect tls2t "TLS h2 on 2 threads (-t 2 -c 4): 400 requests, no errors, histograms merged" \
+    "399 <= d['requests'] <= 401 and $NOERR and d['threads'] == 2 and sum(c for _, c in d['histogram']) == d['requests']"
 run nocert --h2 -c 1 -r 50 -d 0.5 --warmup 0 --cacert "$C/ca.pem" "https://localhost:$MTLS/"
 expect nocert "mTLS port without a client cert: no requests, errors counted" \
     "d['requests'] == 0 and d['errors']['tls'] + d['errors']['read'] + d['errors']['connect'] > 0"
