@@ -32,6 +32,10 @@
  * closed, the HTTP/2 stream reset). Non-2xx responses are recorded (latency, status) and
  * also counted in errors.status_non_2xx.
  *
+ * send_lag_us (open loop): how late requests went out against their intended time. Large
+ * while latency is large: the requests waited for a connection (the in-flight limit, or a
+ * reconnect), or this process was not running (a loaded machine: use more threads, pin it).
+ *
  * Threads: each worker owns its connections, an epoll loop, a timerfd armed at the next
  * intended send and a histogram (bench/hist.h, log-linear, 1/128 precision); nothing is
  * shared on the request path. The main thread prints progress from counters the workers
@@ -197,6 +201,7 @@ struct worker {
     unsigned nconns, first_gidx;
     char rbuf[RBUF_LEN];
     struct hist hist;
+    struct hist lag;            /* open loop: actual send - intended send, recorded requests */
     uint64_t requests, errors[LG_E_COUNT], status[600], bytes_in, bytes_out, reconnects;
     uint64_t pub_requests, pub_errors; /* published for the progress line (relaxed) */
     bool started;               /* the marks are set: requests may go out */
@@ -688,6 +693,8 @@ static void conn_pump(struct conn *c, uint64_t now)
         }
         c->inflight++;
         c->next_i++;
+        if (O.rate > 0 && s->recorded)
+            hist_record(&c->w->lag, now - intended);
     }
     if (c->h2 && h2_pull(c) < 0) {
         count_err(c->w, LG_E_PARSE, now >= T_WARM_END());
@@ -986,6 +993,7 @@ static int worker_init(struct worker *w, unsigned id, unsigned first, unsigned n
     w->first_gidx = first;
     w->nconns = n;
     hist_init(&w->hist);
+    hist_init(&w->lag);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     w->conns = calloc(n, sizeof(*w->conns));
@@ -1328,7 +1336,7 @@ static void parse_args(int argc, char **argv)
 /* ---- results -------------------------------------------------------------------------------------- */
 
 struct totals {
-    struct hist *hist;
+    struct hist *hist, *lag;
     uint64_t requests, errors[LG_E_COUNT], status[600], bytes_in, bytes_out, reconnects;
 };
 
@@ -1370,6 +1378,9 @@ static void print_json(const struct totals *t)
            us(h->count ? h->min_ns : 0), us(hist_percentile(h, 50)), us(hist_percentile(h, 90)),
            us(hist_percentile(h, 99)), us(hist_percentile(h, 99.9)), us(h->max_ns),
            hist_mean(h) / 1000.0, hist_stdev(h) / 1000.0);
+    printf("\"send_lag_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},",
+           us(hist_percentile(t->lag, 50)), us(hist_percentile(t->lag, 90)),
+           us(hist_percentile(t->lag, 99)), us(t->lag->max_ns));
     printf("\"bytes_in\":%llu,\"bytes_out\":%llu,\"corrected\":%s,\"histogram\":[",
            (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out, O.rate > 0 ? "true" : "false");
     unsigned it = 0;
@@ -1398,6 +1409,10 @@ static void print_human(const struct totals *t)
            (h->count ? h->min_ns : 0) / 1e6, hist_percentile(h, 50) / 1e6, hist_percentile(h, 90) / 1e6,
            hist_percentile(h, 99) / 1e6, hist_percentile(h, 99.9) / 1e6, h->max_ns / 1e6,
            hist_mean(h) / 1e6, hist_stdev(h) / 1e6);
+    if (O.rate > 0)
+        printf("  send lag ms (actual - intended send): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+               hist_percentile(t->lag, 50) / 1e6, hist_percentile(t->lag, 90) / 1e6,
+               hist_percentile(t->lag, 99) / 1e6, t->lag->max_ns / 1e6);
     printf("  status:");
     for (int s = 100; s < 600; s++)
         if (t->status[s])
@@ -1484,14 +1499,16 @@ int main(int argc, char **argv)
         last_req = req;
         tick += NS_PER_S;
     }
-    struct totals t = {.hist = malloc(sizeof(struct hist))};
-    if (!t.hist)
+    struct totals t = {.hist = malloc(sizeof(struct hist)), .lag = malloc(sizeof(struct hist))};
+    if (!t.hist || !t.lag)
         return 1;
     hist_init(t.hist);
+    hist_init(t.lag);
     for (unsigned i = 0; i < O.threads; i++) {
         pthread_join(ws[i].th, NULL);
         struct worker *w = &ws[i];
         hist_merge(t.hist, &w->hist);
+        hist_merge(t.lag, &w->lag);
         t.requests += w->requests;
         t.bytes_in += w->bytes_in;
         t.bytes_out += w->bytes_out;
@@ -1508,6 +1525,7 @@ int main(int argc, char **argv)
         print_human(&t);
     uint64_t answered = t.requests;
     free(t.hist);
+    free(t.lag);
     free(ws);
     nghttp2_session_callbacks_del(h2_callbacks);
     if (tls_ctx) {

@@ -13,6 +13,9 @@
 # wrk (Debian's 4.1, not wrk2) has no fixed rate. h2load's percentiles come from its
 # --log-file (the whole run, warm-up included: it logs every request); its --rps paces each
 # client but times each request from its actual send, like a closed loop.
+# send lag (ringmesh-loadgen at a fixed rate): how late its requests went out against their
+# intended times; when it is most of the latency, the client (or its connections' in-flight
+# limit) was the bottleneck, not the server.
 # Prints a markdown table (and the raw tool output under $BENCH_OUT/loadgen-check.log).
 # Knobs: BENCH_SECONDS (5), BENCH_H1_RATE (4800), BENCH_H2_RATE (9600), RINGMESH_BIN (bin).
 set -u
@@ -81,12 +84,12 @@ def pct(v, p):
     return v[min(len(v) - 1, max(0, int(-(-p * len(v) // 100)) - 1))] if v else float("nan")
 def ms(x):
     return f"{x / 1000:.3f}"
-print("| scenario | tool | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | load avg |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+print("| scenario | tool | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | send lag p50/p99 ms | load avg |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
 for line in open(f"{T}/runs"):
     name, tool, scen, l0, l1 = line.rstrip("\n").split("\t")
     out = open(f"{T}/{name}.out").read()
-    row = None
+    row, lag = None, ""
     if tool == "wrk":
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
         unit = {"us": 1, "ms": 1e3, "s": 1e6}
@@ -109,6 +112,8 @@ for line in open(f"{T}/runs"):
         l = j["latency_us"]
         row = (j["achieved_rate"], l["p50"], l["p90"], l["p99"], l["max"], sum(j["errors"].values()),
                " (corrected)" if j["corrected"] else "")
+        if j["corrected"]:
+            lag = f'{j["send_lag_us"]["p50"] / 1000:.3f} / {j["send_lag_us"]["p99"] / 1000:.3f}'
     rps, p50, p90, p99, mx, err, note = row
-    print(f"| {scen} | {tool}{note} | {rps:.0f} | {ms(p50)} | {ms(p90)} | {ms(p99)} | {ms(mx)} | {err} | {l0}..{l1} |")
+    print(f"| {scen} | {tool}{note} | {rps:.0f} | {ms(p50)} | {ms(p90)} | {ms(p99)} | {ms(mx)} | {err} | {lag} | {l0}..{l1} |")
 PY

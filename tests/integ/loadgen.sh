@@ -73,7 +73,7 @@ expect h1rate "h1 -r 200 -d 2: 399..401 requests" '399 <= d["requests"] <= 401'
 expect h1rate "h1: every one a 200" 'd["status"] == {"200": d["requests"]}'
 expect h1rate "h1: no errors" "$NOERR"
 expect h1rate "h1: achieved_rate within 1% of 200" 'abs(d["achieved_rate"] - 200) <= 2'
-expect h1rate "--json has every field" 'all(k in d for k in ("target_rate", "achieved_rate", "duration_s", "connections", "streams", "requests", "errors", "status", "latency_us", "bytes_in", "bytes_out", "corrected", "histogram")) and all(k in d["latency_us"] for k in ("min", "p50", "p90", "p99", "p99_9", "max", "mean", "stdev")) and all(k in d["errors"] for k in ("connect", "read", "timeout", "status_non_2xx"))'
+expect h1rate "--json has every field" 'all(k in d for k in ("target_rate", "achieved_rate", "duration_s", "connections", "streams", "requests", "errors", "status", "latency_us", "bytes_in", "bytes_out", "corrected", "histogram", "send_lag_us")) and all(k in d["latency_us"] for k in ("min", "p50", "p90", "p99", "p99_9", "max", "mean", "stdev")) and all(k in d["errors"] for k in ("connect", "read", "timeout", "status_non_2xx"))'
 expect h1rate "--json: corrected, target_rate 200, 8 connections" 'd["corrected"] is True and d["target_rate"] == 200 and d["connections"] == 8'
 expect h1rate "--json: percentiles ordered, histogram counts sum to requests" '0 < d["latency_us"]["min"] <= d["latency_us"]["p50"] <= d["latency_us"]["p90"] <= d["latency_us"]["p99"] <= d["latency_us"]["p99_9"] <= d["latency_us"]["max"] and sum(c for _, c in d["histogram"]) == d["requests"]'
 expect h1rate "--json: bytes_in at least 1 KiB per response" 'd["bytes_in"] >= 1024 * d["requests"] and d["bytes_out"] > 0'
