@@ -36,8 +36,8 @@
  * while latency is large: the requests waited for a connection (the in-flight limit, or a
  * reconnect), or this process was not running (a loaded machine: use more threads, pin it).
  *
- * Threads: each worker owns its connections, an epoll loop, a timerfd armed at the next
- * intended send and a histogram (bench/hist.h, log-linear, 1/128 precision); nothing is
+ * Threads: each worker owns its connections, an epoll loop whose timeout (epoll_pwait2, in
+ * ns) ends at the next intended send, and a histogram (bench/hist.h, log-linear, 1/128 precision); nothing is
  * shared on the request path. The main thread prints progress from counters the workers
  * publish with relaxed atomic stores, joins them and merges the histograms.
  * Exit status: 0; 1 when nothing was answered or setup failed at run time; 2 bad usage.
@@ -71,7 +71,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,8 +194,8 @@ struct conn {
 struct worker {
     unsigned id;
     pthread_t th;
-    int ep, tfd;
-    uint64_t timer_at_ns;
+    int ep;
+    bool no_pwait2;             /* epoll_pwait2 is missing (kernel < 5.11): ms timeouts */
     struct conn *conns;         /* owned */
     unsigned nconns, first_gidx;
     char rbuf[RBUF_LEN];
@@ -878,13 +877,23 @@ static void worker_finish(struct worker *w)
     }
 }
 
-static void arm_timer(struct worker *w, uint64_t at)
+/* Waits for events until next (ns, CLOCK_MONOTONIC) at the latest, and 10 ms at most (the
+ * timeout checks). epoll_pwait2 takes the timeout in ns, so an open-loop send is not
+ * rounded to the millisecond and needs no timerfd (one syscall per wake-up, not three). */
+static int wait_events(struct worker *w, struct epoll_event *evs, int max, uint64_t now,
+                       uint64_t next)
 {
-    if (at == w->timer_at_ns)
-        return;
-    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(at / NS_PER_S), .tv_nsec = (long)(at % NS_PER_S)}};
-    timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-    w->timer_at_ns = at;
+    uint64_t d = next <= now ? 0 : next - now;
+    if (d > TICK_NS)
+        d = TICK_NS;
+    if (!w->no_pwait2) {
+        struct timespec ts = {.tv_sec = (time_t)(d / NS_PER_S), .tv_nsec = (long)(d % NS_PER_S)};
+        int n = epoll_pwait2(w->ep, evs, max, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        w->no_pwait2 = true;
+    }
+    return epoll_wait(w->ep, evs, max, (int)((d + NS_PER_MS - 1) / NS_PER_MS));
 }
 
 static void *worker_main(void *arg)
@@ -892,8 +901,8 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct epoll_event evs[64];
     uint64_t errs;
-    /* the timerfd wakes us for each intended send: without this, the default 50 us timer
-     * slack would be added to every open-loop latency */
+    /* the epoll timeout wakes us for each intended send: without this, the default 50 us
+     * timer slack would be added to every open-loop latency */
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     /* Connect first, for up to 2 s: the schedule starts when every connection is up or has
      * failed once, so that a slow start (hundreds of TLS handshakes) does not queue the
@@ -911,11 +920,10 @@ static void *worker_main(void *arg)
         }
         if (settled || now >= connect_until)
             break;
-        int n = epoll_wait(w->ep, evs, 64, 10);
+        int n = wait_events(w, evs, 64, now, now + TICK_NS);
         now = now_ns();
         for (int i = 0; i < n; i++)
-            if (evs[i].data.ptr)
-                conn_event(evs[i].data.ptr, evs[i].events, now);
+            conn_event(evs[i].data.ptr, evs[i].events, now);
     }
     pthread_mutex_lock(&start_mu);
     start_ready++;
@@ -954,25 +962,15 @@ static void *worker_main(void *arg)
             next = T_START();
         if (!draining && T_END() < next)
             next = T_END();
-        if (next != UINT64_MAX && next > now)
-            arm_timer(w, next);
         errs = 0;
         for (unsigned e = 0; e < LG_E_COUNT; e++)
             errs += w->errors[e];
         __atomic_store_n(&w->pub_requests, w->requests, __ATOMIC_RELAXED);
         __atomic_store_n(&w->pub_errors, errs, __ATOMIC_RELAXED);
-        int n = epoll_wait(w->ep, evs, 64, next != UINT64_MAX && next <= now ? 0 : 10);
+        int n = wait_events(w, evs, 64, now, next);
         now = now_ns();
-        for (int i = 0; i < n; i++) {
-            if (!evs[i].data.ptr) {
-                uint64_t x;
-                if (read(w->tfd, &x, sizeof(x)) < 0)
-                    x = 0;
-                w->timer_at_ns = 0;
-                continue;
-            }
+        for (int i = 0; i < n; i++)
             conn_event(evs[i].data.ptr, evs[i].events, now);
-        }
     }
     worker_finish(w);
 #ifdef FP_ECC
@@ -995,12 +993,9 @@ static int worker_init(struct worker *w, unsigned id, unsigned first, unsigned n
     hist_init(&w->hist);
     hist_init(&w->lag);
     w->ep = epoll_create1(EPOLL_CLOEXEC);
-    w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     w->conns = calloc(n, sizeof(*w->conns));
-    if (w->ep < 0 || w->tfd < 0 || !w->conns)
+    if (w->ep < 0 || !w->conns)
         return -ENOMEM;
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
-    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->tfd, &e);
     for (unsigned i = 0; i < n; i++) {
         struct conn *c = &w->conns[i];
         c->w = w;
@@ -1025,8 +1020,6 @@ static void worker_free(struct worker *w)
     free(w->conns);
     if (w->ep >= 0)
         close(w->ep);
-    if (w->tfd >= 0)
-        close(w->tfd);
 }
 
 /* ---- setup: options, URL, request, TLS ------------------------------------------------------------ */
@@ -1451,7 +1444,7 @@ int main(int argc, char **argv)
     unsigned first = 0;
     for (unsigned i = 0; i < O.threads; i++) {
         unsigned n = O.conns / O.threads + (i < O.conns % O.threads);
-        ws[i].ep = ws[i].tfd = -1;
+        ws[i].ep = -1;
         if (worker_init(&ws[i], i, first, n) < 0) {
             fprintf(stderr, "ringmesh-loadgen: out of memory or file descriptors\n");
             return 1;

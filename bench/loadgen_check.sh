@@ -16,6 +16,9 @@
 # send lag (ringmesh-loadgen at a fixed rate): how late its requests went out against their
 # intended times; when it is most of the latency, the client (or its connections' in-flight
 # limit) was the bottleneck, not the server.
+# client CPU us/req: the client's user + system time over its requests (an estimate: the
+# requests of the warm-up are counted at the measured rate); it holds on a loaded machine
+# where req/s and latency do not.
 # Prints a markdown table (and the raw tool output under $BENCH_OUT/loadgen-check.log).
 # Knobs: BENCH_SECONDS (5), BENCH_H1_RATE (4800), BENCH_H2_RATE (9600), RINGMESH_BIN (bin).
 set -u
@@ -26,7 +29,7 @@ SECS=${BENCH_SECONDS:-5}
 H1_RATE=${BENCH_H1_RATE:-4800}
 H2_RATE=${BENCH_H2_RATE:-9600}
 die() { echo "loadgen_check: $*" >&2; exit 1; }
-for c in haproxy h2load wrk taskset python3 curl; do command -v $c >/dev/null || die "needs $c"; done
+for c in haproxy h2load wrk taskset python3 curl /usr/bin/time; do command -v $c >/dev/null || die "needs $c"; done
 [ -x "$BIN/ringmesh-loadgen" ] || die "$BIN/ringmesh-loadgen missing: run make"
 T=$(mktemp -d /tmp/ringmesh-lgcheck.XXXXXX)
 OUT=${BENCH_OUT:-$T}
@@ -55,7 +58,7 @@ run() {
     local l0 l1
     read -r l0 _ </proc/loadavg
     echo "== $name: $*" >>"$LOG"
-    taskset -c 0 "$@" >"$T/$name.out" 2>>"$LOG"
+    /usr/bin/time -f "%U %S" -o "$T/$name.cpu" taskset -c 0 "$@" >"$T/$name.out" 2>>"$LOG"
     read -r l1 _ </proc/loadavg
     cat "$T/$name.out" >>"$LOG"
     printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$tool" "$scen" "$l0" "$l1" >>"$T/runs"
@@ -84,8 +87,8 @@ def pct(v, p):
     return v[min(len(v) - 1, max(0, int(-(-p * len(v) // 100)) - 1))] if v else float("nan")
 def ms(x):
     return f"{x / 1000:.3f}"
-print("| scenario | tool | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | send lag p50/p99 ms | load avg |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|---|")
+print("| scenario | tool | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | client CPU us/req | send lag p50/p99 ms | load avg |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
 for line in open(f"{T}/runs"):
     name, tool, scen, l0, l1 = line.rstrip("\n").split("\t")
     out = open(f"{T}/{name}.out").read()
@@ -115,5 +118,9 @@ for line in open(f"{T}/runs"):
         if j["corrected"]:
             lag = f'{j["send_lag_us"]["p50"] / 1000:.3f} / {j["send_lag_us"]["p99"] / 1000:.3f}'
     rps, p50, p90, p99, mx, err, note = row
-    print(f"| {scen} | {tool}{note} | {rps:.0f} | {ms(p50)} | {ms(p90)} | {ms(p99)} | {ms(mx)} | {err} | {lag} | {l0}..{l1} |")
+    u, sy = map(float, open(f"{T}/{name}.cpu").read().split()[-2:])
+    # wrk runs secs, h2load 1 s of warm-up + secs, ringmesh-loadgen connect + 1 s + secs
+    extra = {"wrk": 0, "h2load": 1}.get(tool, 1)
+    cpu_us = (u + sy) * 1e6 / (rps * (secs + extra)) if rps else float("nan")
+    print(f"| {scen} | {tool}{note} | {rps:.0f} | {ms(p50)} | {ms(p90)} | {ms(p99)} | {ms(mx)} | {err} | {cpu_us:.1f} | {lag} | {l0}..{l1} |")
 PY
