@@ -120,8 +120,7 @@ double hist_stdev(const struct hist *h)
     return var > 0 ? sqrt(var) : 0;
 }
 
-bool hist_next(const struct hist *h, unsigned *i, uint64_t *lo_ns, uint64_t *hi_ns,
-               uint64_t *count)
+bool hist_next(const struct hist *h, unsigned *i, uint64_t *lo_ns, uint64_t *hi_ns, uint64_t *count)
 {
     for (; *i < HIST_BUCKETS; (*i)++) {
         if (h->buckets[*i]) {

@@ -18,10 +18,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define HIST_SUB_BITS 7
+#define HIST_SUB_BITS  7
 #define HIST_SUB_COUNT (1u << HIST_SUB_BITS)
-#define HIST_MAX_EXP 37 /* values up to 2^37 - 1 ns get a bucket of their own */
-#define HIST_BUCKETS (HIST_SUB_COUNT + (HIST_MAX_EXP - HIST_SUB_BITS) * HIST_SUB_COUNT)
+#define HIST_MAX_EXP   37 /* values up to 2^37 - 1 ns get a bucket of their own */
+#define HIST_BUCKETS   (HIST_SUB_COUNT + (HIST_MAX_EXP - HIST_SUB_BITS) * HIST_SUB_COUNT)
 
 struct hist {
     uint64_t count;

@@ -17,13 +17,20 @@ void lg_h1_init(struct lg_h1 *p, bool head)
 const char *lg_h1_state_str(enum lg_h1_state s)
 {
     switch (s) {
-    case LG_H1_HEAD: return "head";
-    case LG_H1_BODY_CL: return "body (content-length)";
-    case LG_H1_BODY_EOF: return "body (until close)";
-    case LG_H1_CHUNK_SIZE: return "chunk size";
-    case LG_H1_CHUNK_DATA: return "chunk data";
-    case LG_H1_CHUNK_CRLF: return "chunk end";
-    case LG_H1_TRAILERS: return "trailers";
+    case LG_H1_HEAD:
+        return "head";
+    case LG_H1_BODY_CL:
+        return "body (content-length)";
+    case LG_H1_BODY_EOF:
+        return "body (until close)";
+    case LG_H1_CHUNK_SIZE:
+        return "chunk size";
+    case LG_H1_CHUNK_DATA:
+        return "chunk data";
+    case LG_H1_CHUNK_CRLF:
+        return "chunk end";
+    case LG_H1_TRAILERS:
+        return "trailers";
     }
     return "?";
 }
@@ -38,8 +45,8 @@ static bool name_is(const char *p, size_t n, const char *name)
  * state. 0, or -EPROTO. */
 static int parse_head(struct lg_h1 *p, const char *s, size_t head_len)
 {
-    if (head_len < 14 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
-        !isdigit((unsigned char)s[9]) || !isdigit((unsigned char)s[10]) ||
+    if (head_len < 14 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') ||
+        s[8] != ' ' || !isdigit((unsigned char)s[9]) || !isdigit((unsigned char)s[10]) ||
         !isdigit((unsigned char)s[11]) || (s[12] != ' ' && s[12] != '\r'))
         return -EPROTO;
     p->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');

@@ -19,26 +19,25 @@
  *
  * The workers connect first; the schedule starts when every connection is up or has
  * failed once (2 s at most). Open loop (-r R): connection g (0..c-1) sends its request i at
- * the intended time start + (g + i * c) / R, so all connections together send on a uniform grid of 1/R. A
- * request's latency runs from its intended time, not from when it went out: when the
- * server (or this process) stalls, requests queue behind the in-flight limit (1 for
- * HTTP/1.1, -m for HTTP/2) and their wait shows in the tail, as the users sending them at
- * that rate would have seen it. Closed loop (-r 0) measures from the actual send.
- * Requests whose intended (open) or actual (closed) send time falls in the measured window
- * are recorded; after the window, the run waits up to --timeout for them, and those never
- * sent (the connection was down or behind) count as errors.not_sent. A connection that
- * fails is reconnected (backing off while connects fail); its in-flight requests count as
- * read errors, a request older than --timeout as a timeout (the HTTP/1.1 connection is
- * closed, the HTTP/2 stream reset). Non-2xx responses are recorded (latency, status) and
- * also counted in errors.status_non_2xx.
+ * the intended time start + (g + i * c) / R, so all connections together send on a uniform grid of
+ * 1/R. A request's latency runs from its intended time, not from when it went out: when the server
+ * (or this process) stalls, requests queue behind the in-flight limit (1 for HTTP/1.1, -m for
+ * HTTP/2) and their wait shows in the tail, as the users sending them at that rate would have seen
+ * it. Closed loop (-r 0) measures from the actual send. Requests whose intended (open) or actual
+ * (closed) send time falls in the measured window are recorded; after the window, the run waits up
+ * to --timeout for them, and those never sent (the connection was down or behind) count as
+ * errors.not_sent. A connection that fails is reconnected (backing off while connects fail); its
+ * in-flight requests count as read errors, a request older than --timeout as a timeout (the
+ * HTTP/1.1 connection is closed, the HTTP/2 stream reset). Non-2xx responses are recorded (latency,
+ * status) and also counted in errors.status_non_2xx.
  *
  * send_lag_us (open loop): how late requests went out against their intended time. Large
  * while latency is large: the requests waited for a connection (the in-flight limit, or a
  * reconnect), or this process was not running (a loaded machine: use more threads, pin it).
  *
  * Threads: each worker owns its connections, an epoll loop whose timeout (epoll_pwait2, in
- * ns) ends at the next intended send, and a histogram (bench/hist.h, log-linear, 1/128 precision); nothing is
- * shared on the request path. The main thread prints progress from counters the workers
+ * ns) ends at the next intended send, and a histogram (bench/hist.h, log-linear, 1/128 precision);
+ * nothing is shared on the request path. The main thread prints progress from counters the workers
  * publish with relaxed atomic stores, joins them and merges the histograms.
  * Exit status: 0; 1 when nothing was answered or setup failed at run time; 2 bad usage.
  *
@@ -82,11 +81,11 @@
 #include "hist.h"
 #include "lg_h1.h"
 
-#define NS_PER_S 1000000000ull
-#define NS_PER_MS 1000000ull
-#define RBUF_LEN (64 * 1024)
+#define NS_PER_S    1000000000ull
+#define NS_PER_MS   1000000ull
+#define RBUF_LEN    (64 * 1024)
 #define MAX_HEADERS 64
-#define TICK_NS (10 * NS_PER_MS) /* timeout checks */
+#define TICK_NS     (10 * NS_PER_MS) /* timeout checks */
 
 /* ---- options ------------------------------------------------------------------------ */
 
@@ -113,9 +112,9 @@ static struct opts O; /* written by main before the workers start, read-only aft
  * workers have their connections up (or 2 s have passed); read through T_START() etc.
  * (relaxed atomic loads: plain loads on x86) since the workers are already running. */
 static uint64_t t_start_ns = UINT64_MAX, t_warm_end_ns = UINT64_MAX, t_end_ns = UINT64_MAX;
-#define T_START() __atomic_load_n(&t_start_ns, __ATOMIC_RELAXED)
+#define T_START()    __atomic_load_n(&t_start_ns, __ATOMIC_RELAXED)
 #define T_WARM_END() __atomic_load_n(&t_warm_end_ns, __ATOMIC_RELAXED)
-#define T_END() __atomic_load_n(&t_end_ns, __ATOMIC_RELAXED)
+#define T_END()      __atomic_load_n(&t_end_ns, __ATOMIC_RELAXED)
 /* the start-up handshake: workers count themselves connected, main publishes the marks */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t start_cv; /* on CLOCK_MONOTONIC, made by main */
@@ -123,10 +122,10 @@ static unsigned start_ready;    /* workers whose connections are all up or have 
 static bool start_go;           /* the marks are set */
 static char *h1_req;            /* owned: the whole HTTP/1.1 request, body included */
 static size_t h1_req_len;
-static char *req_body;          /* owned: body_size bytes of 'x' */
+static char *req_body; /* owned: body_size bytes of 'x' */
 static nghttp2_nv h2_nv[MAX_HEADERS + 6];
 static size_t h2_nnv;
-static WOLFSSL_CTX *tls_ctx;    /* owned; shared by the workers (wolfSSL_new is safe on it) */
+static WOLFSSL_CTX *tls_ctx; /* owned; shared by the workers (wolfSSL_new is safe on it) */
 
 static uint64_t now_ns(void)
 {
@@ -138,14 +137,14 @@ static uint64_t now_ns(void)
 /* ---- per-worker state ------------------------------------------------------------------ */
 
 enum lg_err {
-    LG_E_CONNECT,   /* connect() failed or the connection was refused */
-    LG_E_TLS,       /* TLS handshake failed, or ALPN did not give the protocol asked for */
-    LG_E_READ,      /* a request lost with its connection: reset, EOF, read error */
-    LG_E_WRITE,     /* write failed */
-    LG_E_TIMEOUT,   /* no complete response within --timeout of the send */
-    LG_E_PARSE,     /* a response that is not HTTP (or an HTTP/2 protocol error) */
-    LG_E_NON_2XX,   /* a response with a status outside 200..299 (also recorded) */
-    LG_E_NOT_SENT,  /* an in-window request still unsent when the run ended */
+    LG_E_CONNECT,  /* connect() failed or the connection was refused */
+    LG_E_TLS,      /* TLS handshake failed, or ALPN did not give the protocol asked for */
+    LG_E_READ,     /* a request lost with its connection: reset, EOF, read error */
+    LG_E_WRITE,    /* write failed */
+    LG_E_TIMEOUT,  /* no complete response within --timeout of the send */
+    LG_E_PARSE,    /* a response that is not HTTP (or an HTTP/2 protocol error) */
+    LG_E_NON_2XX,  /* a response with a status outside 200..299 (also recorded) */
+    LG_E_NOT_SENT, /* an in-window request still unsent when the run ended */
     LG_E_COUNT
 };
 static const char *const lg_err_name[LG_E_COUNT] = {
@@ -159,10 +158,10 @@ enum conn_state {
     CONN_READY,      /* sends requests */
 };
 
-struct slot {               /* one request in flight */
-    uint64_t intended_ns;   /* the latency's start: intended (open) or actual (closed) send */
-    uint64_t sent_ns;       /* actual send: the timeout runs from here */
-    size_t body_off;        /* HTTP/2: body bytes handed to nghttp2 so far */
+struct slot {             /* one request in flight */
+    uint64_t intended_ns; /* the latency's start: intended (open) or actual (closed) send */
+    uint64_t sent_ns;     /* actual send: the timeout runs from here */
+    size_t body_off;      /* HTTP/2: body bytes handed to nghttp2 so far */
     int32_t stream_id;
     int status;
     bool used, recorded, timed_out;
@@ -171,23 +170,23 @@ struct slot {               /* one request in flight */
 struct worker;
 
 struct conn {
-    struct worker *w;           /* borrowed: the owner */
-    unsigned gidx;              /* index over all connections: its phase in the schedule */
+    struct worker *w; /* borrowed: the owner */
+    unsigned gidx;    /* index over all connections: its phase in the schedule */
     int fd;
     enum conn_state state;
-    WOLFSSL *ssl;               /* owned, NULL over plain TCP */
-    nghttp2_session *h2;        /* owned, NULL for HTTP/1.1 */
-    uint64_t next_i;            /* open loop: index of the next request to send */
+    WOLFSSL *ssl;        /* owned, NULL over plain TCP */
+    nghttp2_session *h2; /* owned, NULL for HTTP/1.1 */
+    uint64_t next_i;     /* open loop: index of the next request to send */
     unsigned inflight, fails;
     uint64_t reconnect_at_ns;
-    uint32_t events;            /* the epoll interest set now */
-    bool tls_want_write, broken;
-    char *out;                  /* owned: bytes to write (requests or HTTP/2 frames) */
+    uint32_t events; /* the epoll interest set now */
+    bool tls_want_write;
+    char *out; /* owned: bytes to write (requests or HTTP/2 frames) */
     size_t out_len, out_off, out_cap, tls_wlen;
-    char *in;                   /* owned: HTTP/1.1 bytes not parsed yet (a partial line) */
+    char *in; /* owned: HTTP/1.1 bytes not parsed yet (a partial line) */
     size_t in_len, in_cap;
-    struct lg_h1 h1;            /* the response being parsed (HTTP/1.1) */
-    struct slot *slots;         /* owned: 1 (HTTP/1.1) or -m (HTTP/2) */
+    struct lg_h1 h1;    /* the response being parsed (HTTP/1.1) */
+    struct slot *slots; /* owned: 1 (HTTP/1.1) or -m (HTTP/2) */
     unsigned nslots;
 };
 
@@ -195,15 +194,15 @@ struct worker {
     unsigned id;
     pthread_t th;
     int ep;
-    bool no_pwait2;             /* epoll_pwait2 is missing (kernel < 5.11): ms timeouts */
-    struct conn *conns;         /* owned */
+    bool no_pwait2;     /* epoll_pwait2 is missing (kernel < 5.11): ms timeouts */
+    struct conn *conns; /* owned */
     unsigned nconns, first_gidx;
     char rbuf[RBUF_LEN];
     struct hist hist;
-    struct hist lag;            /* open loop: actual send - intended send, recorded requests */
+    struct hist lag; /* open loop: actual send - intended send, recorded requests */
     uint64_t requests, errors[LG_E_COUNT], status[600], bytes_in, bytes_out, reconnects;
     uint64_t pub_requests, pub_errors; /* published for the progress line (relaxed) */
-    bool started;               /* the marks are set: requests may go out */
+    bool started;                      /* the marks are set: requests may go out */
 };
 
 static unsigned slot_limit(void)
@@ -287,7 +286,6 @@ static void conn_reset(struct conn *c, uint64_t now, bool failed_connect)
     c->out_len = c->out_off = c->tls_wlen = 0;
     c->in_len = 0;
     lg_h1_init(&c->h1, strcmp(O.method, "HEAD") == 0);
-    c->broken = false;
     c->tls_want_write = false;
     if (failed_connect) {
         c->fails++;
@@ -594,8 +592,9 @@ static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint3
     return 0;
 }
 
-static ssize_t h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-                            uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
+static ssize_t h2_read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                            void *user_data)
 {
     struct slot *s = source->ptr;
     size_t k = O.body_size - s->body_off;
@@ -682,7 +681,9 @@ static void conn_pump(struct conn *c, uint64_t now)
             }
         if (!s)
             break;
-        *s = (struct slot){.intended_ns = intended, .sent_ns = now, .used = true,
+        *s = (struct slot){.intended_ns = intended,
+                           .sent_ns = now,
+                           .used = true,
                            .recorded = intended >= T_WARM_END() && intended < T_END()};
         if ((O.h2 ? h2_send(c, s) : h1_send(c, s)) < 0) {
             s->used = false;
@@ -703,7 +704,8 @@ static void conn_pump(struct conn *c, uint64_t now)
     conn_flush(c, now);
 }
 
-/* ---- reading ------------------------------------------------------------------------------------ */
+/* ---- reading ------------------------------------------------------------------------------------
+ */
 
 static void conn_eof(struct conn *c, uint64_t now)
 {
@@ -809,7 +811,8 @@ static void conn_event(struct conn *c, uint32_t ev, uint64_t now)
     }
 }
 
-/* ---- the worker loop ----------------------------------------------------------------------------- */
+/* ---- the worker loop
+ * ----------------------------------------------------------------------------- */
 
 static void check_timeouts(struct worker *w, uint64_t now)
 {
@@ -1022,27 +1025,29 @@ static void worker_free(struct worker *w)
         close(w->ep);
 }
 
-/* ---- setup: options, URL, request, TLS ------------------------------------------------------------ */
+/* ---- setup: options, URL, request, TLS
+ * ------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ringmesh-loadgen [options] URL   (http://host:port/path or https://...)\n"
-            "  -r, --rate N         target requests/s over all connections (open loop);\n"
-            "                       0 = closed loop, as fast as possible (default 0)\n"
-            "  -c, --connections N  connections (16)\n"
-            "  -m, --streams N      HTTP/2 streams in flight per connection (1)\n"
-            "  -d, --duration S     measured seconds (10)   --warmup S  unrecorded seconds before (1)\n"
-            "  -t, --threads N      worker threads (1)\n"
-            "  --h2                 HTTP/2 (prior knowledge on http://, ALPN h2 on https://)\n"
-            "  --method M           request method (GET; POST with --body-size)\n"
-            "  --body-size N        request body of N bytes\n"
-            "  -H 'name: value'     an extra request header (repeatable)\n"
-            "  --tls                TLS on an http:// URL too (https:// implies it)\n"
-            "  --cacert FILE  --cert FILE --key FILE  --sni NAME  --insecure   (TLS)\n"
-            "  --timeout MS         per request (5000)\n"
-            "  --json               one JSON object on stdout\n"
-            "  --quiet              no progress line on stderr\n");
+    fprintf(
+        f,
+        "usage: ringmesh-loadgen [options] URL   (http://host:port/path or https://...)\n"
+        "  -r, --rate N         target requests/s over all connections (open loop);\n"
+        "                       0 = closed loop, as fast as possible (default 0)\n"
+        "  -c, --connections N  connections (16)\n"
+        "  -m, --streams N      HTTP/2 streams in flight per connection (1)\n"
+        "  -d, --duration S     measured seconds (10)   --warmup S  unrecorded seconds before (1)\n"
+        "  -t, --threads N      worker threads (1)\n"
+        "  --h2                 HTTP/2 (prior knowledge on http://, ALPN h2 on https://)\n"
+        "  --method M           request method (GET; POST with --body-size)\n"
+        "  --body-size N        request body of N bytes\n"
+        "  -H 'name: value'     an extra request header (repeatable)\n"
+        "  --tls                TLS on an http:// URL too (https:// implies it)\n"
+        "  --cacert FILE  --cert FILE --key FILE  --sni NAME  --insecure   (TLS)\n"
+        "  --timeout MS         per request (5000)\n"
+        "  --json               one JSON object on stdout\n"
+        "  --quiet              no progress line on stderr\n");
 }
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -1231,16 +1236,19 @@ static void tls_setup(void)
                           : wolfSSL_CTX_load_system_CA_certs(tls_ctx);
         if (rc != WOLFSSL_SUCCESS) {
             fprintf(stderr, "ringmesh-loadgen: %s: cannot load CA certificates: %s\n",
-                    O.cacert ? O.cacert : "the system's", wolfSSL_ERR_error_string((unsigned long)rc, msg));
+                    O.cacert ? O.cacert : "the system's",
+                    wolfSSL_ERR_error_string((unsigned long)rc, msg));
             exit(1);
         }
         wolfSSL_CTX_set_verify(tls_ctx, WOLFSSL_VERIFY_PEER, NULL);
     }
     if (O.cert && wolfSSL_CTX_use_certificate_chain_file(tls_ctx, O.cert) != WOLFSSL_SUCCESS) {
-        fprintf(stderr, "ringmesh-loadgen: --cert %s: cannot load it (PEM certificate chain)\n", O.cert);
+        fprintf(stderr, "ringmesh-loadgen: --cert %s: cannot load it (PEM certificate chain)\n",
+                O.cert);
         exit(1);
     }
-    if (O.key && wolfSSL_CTX_use_PrivateKey_file(tls_ctx, O.key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+    if (O.key &&
+        wolfSSL_CTX_use_PrivateKey_file(tls_ctx, O.key, WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
         fprintf(stderr, "ringmesh-loadgen: --key %s: cannot load it (PEM private key)\n", O.key);
         exit(1);
     }
@@ -1248,20 +1256,44 @@ static void tls_setup(void)
 
 static void parse_args(int argc, char **argv)
 {
-    enum { OPT_H2 = 256, OPT_METHOD, OPT_BODY, OPT_CACERT, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE,
-           OPT_JSON, OPT_TIMEOUT, OPT_QUIET, OPT_WARMUP, OPT_TLS };
+    enum {
+        OPT_H2 = 256,
+        OPT_METHOD,
+        OPT_BODY,
+        OPT_CACERT,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_SNI,
+        OPT_INSECURE,
+        OPT_JSON,
+        OPT_TIMEOUT,
+        OPT_QUIET,
+        OPT_WARMUP,
+        OPT_TLS
+    };
     bool force_tls = false;
     static const struct option lo[] = {
-        {"rate", required_argument, NULL, 'r'},       {"connections", required_argument, NULL, 'c'},
-        {"streams", required_argument, NULL, 'm'},    {"duration", required_argument, NULL, 'd'},
-        {"threads", required_argument, NULL, 't'},    {"header", required_argument, NULL, 'H'},
-        {"warmup", required_argument, NULL, OPT_WARMUP}, {"h2", no_argument, NULL, OPT_H2},
-        {"method", required_argument, NULL, OPT_METHOD}, {"body-size", required_argument, NULL, OPT_BODY},
-        {"cacert", required_argument, NULL, OPT_CACERT}, {"cert", required_argument, NULL, OPT_CERT},
-        {"key", required_argument, NULL, OPT_KEY},    {"sni", required_argument, NULL, OPT_SNI},
-        {"insecure", no_argument, NULL, OPT_INSECURE}, {"tls", no_argument, NULL, OPT_TLS}, {"json", no_argument, NULL, OPT_JSON},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT}, {"quiet", no_argument, NULL, OPT_QUIET},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+        {"rate", required_argument, NULL, 'r'},
+        {"connections", required_argument, NULL, 'c'},
+        {"streams", required_argument, NULL, 'm'},
+        {"duration", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},
+        {"header", required_argument, NULL, 'H'},
+        {"warmup", required_argument, NULL, OPT_WARMUP},
+        {"h2", no_argument, NULL, OPT_H2},
+        {"method", required_argument, NULL, OPT_METHOD},
+        {"body-size", required_argument, NULL, OPT_BODY},
+        {"cacert", required_argument, NULL, OPT_CACERT},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"sni", required_argument, NULL, OPT_SNI},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"tls", no_argument, NULL, OPT_TLS},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"quiet", no_argument, NULL, OPT_QUIET},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     O.conns = 16;
     O.streams = 1;
@@ -1273,14 +1305,30 @@ static void parse_args(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, ":r:c:m:d:t:H:h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'r': O.rate = num_arg("--rate", optarg, 0, 1e9); break;
-        case 'c': O.conns = uint_arg("--connections", optarg, 1, 100000); break;
-        case 'm': O.streams = uint_arg("--streams", optarg, 1, 10000); break;
-        case 'd': O.duration_s = num_arg("--duration", optarg, 0.001, 1e6); break;
-        case 't': O.threads = uint_arg("--threads", optarg, 1, 1024); break;
-        case 'H': add_header(optarg); break;
-        case OPT_WARMUP: O.warmup_s = num_arg("--warmup", optarg, 0, 1e6); break;
-        case OPT_H2: O.h2 = true; break;
+        case 'r':
+            O.rate = num_arg("--rate", optarg, 0, 1e9);
+            break;
+        case 'c':
+            O.conns = uint_arg("--connections", optarg, 1, 100000);
+            break;
+        case 'm':
+            O.streams = uint_arg("--streams", optarg, 1, 10000);
+            break;
+        case 'd':
+            O.duration_s = num_arg("--duration", optarg, 0.001, 1e6);
+            break;
+        case 't':
+            O.threads = uint_arg("--threads", optarg, 1, 1024);
+            break;
+        case 'H':
+            add_header(optarg);
+            break;
+        case OPT_WARMUP:
+            O.warmup_s = num_arg("--warmup", optarg, 0, 1e6);
+            break;
+        case OPT_H2:
+            O.h2 = true;
+            break;
         case OPT_METHOD:
             for (const char *q = optarg; *q; q++)
                 if (!isupper((unsigned char)*q) && *q != '-' && *q != '_')
@@ -1289,18 +1337,41 @@ static void parse_args(int argc, char **argv)
                 die_usage("--method: empty");
             O.method = optarg;
             break;
-        case OPT_BODY: O.body_size = uint_arg("--body-size", optarg, 0, 1u << 30); break;
-        case OPT_CACERT: O.cacert = optarg; break;
-        case OPT_CERT: O.cert = optarg; break;
-        case OPT_KEY: O.key = optarg; break;
-        case OPT_SNI: O.sni = optarg; break;
-        case OPT_INSECURE: O.insecure = true; break;
-        case OPT_JSON: O.json = true; break;
-        case OPT_TIMEOUT: O.timeout_ms = uint_arg("--timeout", optarg, 1, 3600000); break;
-        case OPT_QUIET: O.quiet = true; break;
-        case OPT_TLS: force_tls = true; break;
-        case 'h': usage(stdout); exit(0);
-        case ':': die_usage("%s needs a value", argv[optind - 1]);
+        case OPT_BODY:
+            O.body_size = uint_arg("--body-size", optarg, 0, 1u << 30);
+            break;
+        case OPT_CACERT:
+            O.cacert = optarg;
+            break;
+        case OPT_CERT:
+            O.cert = optarg;
+            break;
+        case OPT_KEY:
+            O.key = optarg;
+            break;
+        case OPT_SNI:
+            O.sni = optarg;
+            break;
+        case OPT_INSECURE:
+            O.insecure = true;
+            break;
+        case OPT_JSON:
+            O.json = true;
+            break;
+        case OPT_TIMEOUT:
+            O.timeout_ms = uint_arg("--timeout", optarg, 1, 3600000);
+            break;
+        case OPT_QUIET:
+            O.quiet = true;
+            break;
+        case OPT_TLS:
+            force_tls = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case ':':
+            die_usage("%s needs a value", argv[optind - 1]);
         default:
             if (optopt)
                 die_usage("unknown option -%c", optopt);
@@ -1319,14 +1390,16 @@ static void parse_args(int argc, char **argv)
     if (!!O.cert != !!O.key)
         die_usage("--cert and --key go together");
     if (!O.tls && (O.cacert || O.cert || O.sni || O.insecure))
-        die_usage("--cacert, --cert, --key, --sni and --insecure need TLS (an https:// URL or --tls)");
+        die_usage(
+            "--cacert, --cert, --key, --sni and --insecure need TLS (an https:// URL or --tls)");
     if (!O.h2 && O.streams > 1)
         die_usage("-m %u: HTTP/1.1 has one request in flight per connection (use --h2)", O.streams);
     if (O.threads > O.conns)
         O.threads = O.conns;
 }
 
-/* ---- results -------------------------------------------------------------------------------------- */
+/* ---- results
+ * -------------------------------------------------------------------------------------- */
 
 struct totals {
     struct hist *hist, *lag;
@@ -1375,7 +1448,8 @@ static void print_json(const struct totals *t)
            us(hist_percentile(t->lag, 50)), us(hist_percentile(t->lag, 90)),
            us(hist_percentile(t->lag, 99)), us(t->lag->max_ns));
     printf("\"bytes_in\":%llu,\"bytes_out\":%llu,\"corrected\":%s,\"histogram\":[",
-           (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out, O.rate > 0 ? "true" : "false");
+           (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
+           O.rate > 0 ? "true" : "false");
     unsigned it = 0;
     uint64_t lo, hi, cnt;
     sep = "";
@@ -1398,10 +1472,12 @@ static void print_human(const struct totals *t)
     printf("  %llu requests in %gs: %.1f req/s", (unsigned long long)t->requests, O.duration_s,
            (double)t->requests / O.duration_s);
     printf(", %.2f MB in, %.2f MB out\n", (double)t->bytes_in / 1e6, (double)t->bytes_out / 1e6);
-    printf("  latency ms: min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (mean %.3f, stdev %.3f)\n",
-           (h->count ? h->min_ns : 0) / 1e6, hist_percentile(h, 50) / 1e6, hist_percentile(h, 90) / 1e6,
-           hist_percentile(h, 99) / 1e6, hist_percentile(h, 99.9) / 1e6, h->max_ns / 1e6,
-           hist_mean(h) / 1e6, hist_stdev(h) / 1e6);
+    printf("  latency ms: min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (mean "
+           "%.3f, stdev %.3f)\n",
+           (h->count ? h->min_ns : 0) / 1e6, hist_percentile(h, 50) / 1e6,
+           hist_percentile(h, 90) / 1e6, hist_percentile(h, 99) / 1e6,
+           hist_percentile(h, 99.9) / 1e6, h->max_ns / 1e6, hist_mean(h) / 1e6,
+           hist_stdev(h) / 1e6);
     if (O.rate > 0)
         printf("  send lag ms (actual - intended send): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
                hist_percentile(t->lag, 50) / 1e6, hist_percentile(t->lag, 90) / 1e6,
@@ -1458,9 +1534,11 @@ int main(int argc, char **argv)
         }
     /* the workers connect (2 s at most each); then the schedule starts for all at once */
     uint64_t until = now_ns() + 3 * NS_PER_S;
-    struct timespec dl = {.tv_sec = (time_t)(until / NS_PER_S), .tv_nsec = (long)(until % NS_PER_S)};
+    struct timespec dl = {.tv_sec = (time_t)(until / NS_PER_S),
+                          .tv_nsec = (long)(until % NS_PER_S)};
     pthread_mutex_lock(&start_mu);
-    while (start_ready < O.threads && pthread_cond_timedwait(&start_cv, &start_mu, &dl) != ETIMEDOUT)
+    while (start_ready < O.threads &&
+           pthread_cond_timedwait(&start_cv, &start_mu, &dl) != ETIMEDOUT)
         ;
     uint64_t t0 = now_ns() + 10 * NS_PER_MS, t1 = t0 + (uint64_t)(O.warmup_s * 1e9);
     __atomic_store_n(&t_start_ns, t0, __ATOMIC_RELAXED);
@@ -1476,7 +1554,8 @@ int main(int argc, char **argv)
         if (now >= T_END())
             break;
         uint64_t wait = (tick < T_END() ? tick : T_END()) - now;
-        struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_S), .tv_nsec = (long)(wait % NS_PER_S)};
+        struct timespec ts = {.tv_sec = (time_t)(wait / NS_PER_S),
+                              .tv_nsec = (long)(wait % NS_PER_S)};
         nanosleep(&ts, NULL);
         if (now_ns() < tick)
             continue;
@@ -1487,8 +1566,10 @@ int main(int argc, char **argv)
         }
         if (!O.quiet)
             fprintf(stderr, "[loadgen %5.1fs] %s %llu req/s, %llu requests, %llu errors\n",
-                    (double)(tick - T_START()) / 1e9, tick <= T_WARM_END() ? "warmup   " : "measuring",
-                    (unsigned long long)(req - last_req), (unsigned long long)req, (unsigned long long)err);
+                    (double)(tick - T_START()) / 1e9,
+                    tick <= T_WARM_END() ? "warmup   " : "measuring",
+                    (unsigned long long)(req - last_req), (unsigned long long)req,
+                    (unsigned long long)err);
         last_req = req;
         tick += NS_PER_S;
     }

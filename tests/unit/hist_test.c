@@ -113,7 +113,8 @@ int main(void)
     is_int(m->count, all.count, "merge: count");
     is_int(m->min_ns, all.min_ns, "merge: min");
     is_int(m->max_ns, all.max_ns, "merge: max");
-    ok(memcmp(m->buckets, all.buckets, sizeof(all.buckets)) == 0, "merge: same buckets as one histogram");
+    ok(memcmp(m->buckets, all.buckets, sizeof(all.buckets)) == 0,
+       "merge: same buckets as one histogram");
     int same = 1;
     for (double p = 0; p <= 100; p += 0.5)
         same &= hist_percentile(m, p) == hist_percentile(&all, p);

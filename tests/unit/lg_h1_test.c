@@ -11,12 +11,12 @@
 #include "tap.h"
 
 struct result {
-    int n;          /* complete responses */
+    int n; /* complete responses */
     int status[8];
     int close[8];
-    int err;        /* the first negative return, 0 if none */
+    int err; /* the first negative return, 0 if none */
     int eof_completes;
-    size_t left;    /* bytes never consumed */
+    size_t left; /* bytes never consumed */
 };
 
 static char pend[300000];
@@ -67,8 +67,8 @@ static int same(const struct result *a, const struct result *b)
 {
     if (a->err || b->err) /* after an error what is left unread depends on the split */
         return a->n == b->n && a->err == b->err;
-    return a->n == b->n && a->eof_completes == b->eof_completes &&
-           a->left == b->left && memcmp(a->status, b->status, sizeof(a->status)) == 0 &&
+    return a->n == b->n && a->eof_completes == b->eof_completes && a->left == b->left &&
+           memcmp(a->status, b->status, sizeof(a->status)) == 0 &&
            memcmp(a->close, b->close, sizeof(a->close)) == 0;
 }
 
@@ -82,7 +82,8 @@ static struct result run(const char *name, const char *in, bool head)
         r = feed(in, len, head, s, 0);
         if (!same(&r, &whole)) {
             splits_ok = 0;
-            printf("#   split at %zu: n %d err %d (whole: n %d err %d)\n", s, r.n, r.err, whole.n, whole.err);
+            printf("#   split at %zu: n %d err %d (whole: n %d err %d)\n", s, r.n, r.err, whole.n,
+                   whole.err);
             break;
         }
     }
@@ -97,34 +98,46 @@ int main(void)
     struct result r;
 
     r = run("content-length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false);
-    ok(r.n == 1 && r.status[0] == 200 && !r.close[0] && !r.err && r.left == 0, "content-length: one 200, keep-alive");
+    ok(r.n == 1 && r.status[0] == 200 && !r.close[0] && !r.err && r.left == 0,
+       "content-length: one 200, keep-alive");
 
     r = run("pipelined CL + chunked + 204",
             "HTTP/1.1 201 Created\r\ncontent-length: 3\r\n\r\nabc"
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n5;a=b\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\n"
             "HTTP/1.1 204 No Content\r\n\r\n",
             false);
-    ok(r.n == 3 && r.status[0] == 201 && r.status[1] == 200 && r.status[2] == 204 && !r.err && r.left == 0,
+    ok(r.n == 3 && r.status[0] == 201 && r.status[1] == 200 && r.status[2] == 204 && !r.err &&
+           r.left == 0,
        "pipelined: 201, 200 (chunked, extension, trailer), 204");
 
     r = run("chunked, upper-case hex, no trailers",
-            "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n", false);
+            "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n",
+            false);
     ok(r.n == 1 && !r.err && r.left == 0, "chunked: A = 10 bytes, then the last chunk");
 
-    r = run("100 continue", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
+    r = run("100 continue",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false);
     ok(r.n == 1 && r.status[0] == 200 && !r.err, "interim 100 skipped, the 200 counted");
 
-    r = run("HTTP/1.0 until close", "HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<HTML>body</HTML>", false);
+    r = run("HTTP/1.0 until close",
+            "HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<HTML>body</HTML>", false);
     ok(r.n == 0 && !r.err && r.eof_completes, "HTTP/1.0 without length: the close completes it");
 
-    r = run("HTTP/1.0 keep-alive", "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", false);
+    r = run("HTTP/1.0 keep-alive",
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx", false);
     ok(r.n == 1 && !r.close[0], "HTTP/1.0 with keep-alive and a length: stays open");
 
-    r = run("connection close", "HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy", false);
+    r = run("connection close",
+            "HTTP/1.1 503 Busy\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbusy", false);
     ok(r.n == 1 && r.status[0] == 503 && r.close[0], "Connection: close: 503, close");
 
-    r = run("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\nHTTP/1.1 404 NF\r\nContent-Length: 10\r\n\r\n", true);
-    ok(r.n == 2 && r.status[1] == 404 && !r.err && r.left == 0, "HEAD: no body despite Content-Length");
+    r = run("HEAD",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\nHTTP/1.1 404 NF\r\nContent-Length: "
+            "10\r\n\r\n",
+            true);
+    ok(r.n == 2 && r.status[1] == 404 && !r.err && r.left == 0,
+       "HEAD: no body despite Content-Length");
 
     r = run("304", "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", false);
     ok(r.n == 1 && r.status[0] == 304 && r.left == 0, "304: no body");
@@ -133,7 +146,8 @@ int main(void)
     ok(r.n == 1 && r.status[0] == 200, "a status line without a reason phrase");
 
     r = run("cut short", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel", false);
-    ok(r.n == 0 && !r.err && !r.eof_completes, "a body cut short: incomplete, EOF does not complete it");
+    ok(r.n == 0 && !r.err && !r.eof_completes,
+       "a body cut short: incomplete, EOF does not complete it");
 
     r = run("not HTTP", "FOO/1.1 200 OK\r\n\r\n", false);
     is_int(r.err, -EPROTO, "not HTTP: -EPROTO");
@@ -141,13 +155,16 @@ int main(void)
     is_int(r.err, -EPROTO, "a bad status: -EPROTO");
     r = run("bad length", "HTTP/1.1 200 OK\r\nContent-Length: 12a\r\n\r\n", false);
     is_int(r.err, -EPROTO, "Content-Length 12a: -EPROTO");
-    r = run("two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", false);
+    r = run("two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            false);
     is_int(r.err, -EPROTO, "two different Content-Lengths: -EPROTO");
     r = run("bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false);
     is_int(r.err, -EPROTO, "chunk size zz: -EPROTO");
-    r = run("junk after chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\nhello\r\n0\r\n\r\n", false);
+    r = run("junk after chunk size",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\nhello\r\n0\r\n\r\n", false);
     is_int(r.err, -EPROTO, "chunk size 5x: -EPROTO");
-    r = run("chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n", false);
+    r = run("chunk without CRLF",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n", false);
     is_int(r.err, -EPROTO, "chunk data not followed by CRLF: -EPROTO");
     r = run("header without colon", "HTTP/1.1 200 OK\r\nbogus\r\n\r\n", false);
     is_int(r.err, -EPROTO, "a header line without a colon: -EPROTO");
