@@ -165,6 +165,7 @@ struct slot {             /* one request in flight */
     int32_t stream_id;
     int status;
     bool used, recorded, timed_out;
+    bool resp_done; /* HTTP/2: the response ended (END_STREAM), whatever the stream's fate */
 };
 
 struct worker;
@@ -181,6 +182,7 @@ struct conn {
     uint64_t reconnect_at_ns;
     uint32_t events; /* the epoll interest set now */
     bool tls_want_write;
+    bool write_failed; /* the peer stopped reading: no more requests, read what is owed */
     char *out; /* owned: bytes to write (requests or HTTP/2 frames) */
     size_t out_len, out_off, out_cap, tls_wlen;
     char *in; /* owned: HTTP/1.1 bytes not parsed yet (a partial line) */
@@ -268,7 +270,7 @@ static void conn_reset(struct conn *c, uint64_t now, bool failed_connect)
     for (unsigned i = 0; i < c->nslots; i++) {
         struct slot *s = &c->slots[i];
         if (s->used && !s->timed_out)
-            count_err(w, LG_E_READ, s->recorded);
+            count_err(w, c->write_failed ? LG_E_WRITE : LG_E_READ, s->recorded);
         s->used = false;
     }
     c->inflight = 0;
@@ -287,6 +289,7 @@ static void conn_reset(struct conn *c, uint64_t now, bool failed_connect)
     c->in_len = 0;
     lg_h1_init(&c->h1, strcmp(O.method, "HEAD") == 0);
     c->tls_want_write = false;
+    c->write_failed = false;
     if (failed_connect) {
         c->fails++;
         uint64_t back = (10 * NS_PER_MS) << (c->fails < 6 ? c->fails - 1 : 5);
@@ -399,8 +402,8 @@ static void conn_start(struct conn *c, uint64_t now)
 
 /* ---- writing --------------------------------------------------------------------------- */
 
-/* Writes what it can of the output buffer. 0, or -EPIPE when the connection failed (and
- * was reset). */
+/* Writes what it can of the output buffer. 0, or -EPIPE when writing failed: the output
+ * is dropped, c->write_failed set, and the read side finishes the connection. */
 static int conn_flush(struct conn *c, uint64_t now)
 {
     while (c->out_off < c->out_len) {
@@ -428,14 +431,13 @@ static int conn_flush(struct conn *c, uint64_t now)
                 break;
         }
         if (n < 0) {
-            bool rec = false;
-            for (unsigned i = 0; i < c->nslots; i++)
-                rec |= c->slots[i].used && c->slots[i].recorded;
-            count_err(c->w, LG_E_WRITE, rec);
-            /* those requests were counted as write errors, not again as read errors */
-            for (unsigned i = 0; i < c->nslots; i++)
-                c->slots[i].timed_out = true;
-            conn_reset(c, now, false);
+            /* A server may answer before it has read the whole request (RFC 9112 9.6,
+             * RFC 9113 8.1: an early response to a large POST) and close or reset: stop
+             * writing and read the response it sent. The requests in flight count as
+             * write errors only if their responses do not come. */
+            c->write_failed = true;
+            c->out_off = c->out_len = c->tls_wlen = 0;
+            conn_update_events(c);
             return -EPIPE;
         }
         c->out_off += (size_t)n;
@@ -571,6 +573,19 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
     return 0;
 }
 
+/* Marks a response complete when its last frame arrives: the server may then reset the
+ * stream (CANCEL) to refuse the rest of a request body it does not need. */
+static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
+{
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        struct slot *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (s)
+            s->resp_done = true;
+    }
+    return 0;
+}
+
 static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                               void *user_data)
 {
@@ -582,7 +597,7 @@ static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint3
     if (s->timed_out) {
         s->used = false;
         c->inflight--;
-    } else if (error_code != NGHTTP2_NO_ERROR || s->status < 200) {
+    } else if ((error_code != NGHTTP2_NO_ERROR && !s->resp_done) || s->status < 200) {
         count_err(c->w, LG_E_READ, s->recorded);
         s->used = false;
         c->inflight--;
@@ -661,6 +676,11 @@ static void conn_pump(struct conn *c, uint64_t now)
 {
     if (c->state != CONN_READY)
         return;
+    if (c->write_failed) {
+        if (c->inflight == 0)
+            conn_reset(c, now, false);
+        return;
+    }
     unsigned limit = slot_limit();
     while (c->w->started && c->inflight < limit) {
         uint64_t intended;
@@ -1508,6 +1528,7 @@ int main(int argc, char **argv)
         return 1;
     nghttp2_session_callbacks_set_on_header_callback(h2_callbacks, h2_on_header);
     nghttp2_session_callbacks_set_on_stream_close_callback(h2_callbacks, h2_on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(h2_callbacks, h2_on_frame_recv);
 
     struct worker *ws = calloc(O.threads, sizeof(*ws));
     if (!ws)

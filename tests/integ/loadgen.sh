@@ -13,7 +13,7 @@ integ_ports
 LG=$RINGMESH_BIN/ringmesh-loadgen
 [ -x "$LG" ] || { not_ok "$LG missing: run make"; tap_done; exit 1; }
 command -v haproxy >/dev/null || { skip "haproxy not installed"; tap_done; exit 0; }
-H1=$P0 H1_L4=$P1 H2=$P2 H2_L4=$P3 TLS=$P4 MTLS=$P5 SLOW=$P6 SLOW2=$P7 ORIG=$P8 DEAD=$P9
+H1=$P0 H1_L4=$P1 H2=$P2 H2_L4=$P3 TLS=$P4 MTLS=$P5 SLOW=$P6 SLOW2=$P7 ORIG=$P8 DEAD=$P9 SLOW3=$P10
 
 # the origin: 1 KiB answers; TLS listeners in front of the same answer (ALPN h2 or http/1.1)
 head -c 1024 /dev/zero | tr '\0' x >"$IT_TMP/body"
@@ -91,6 +91,15 @@ expect h2post "h2 POST of 3000 bytes with -H: 100 requests, no errors, bytes_out
 run h1post -c 2 -r 100 -d 1 --warmup 0.2 --body-size 3000 "http://127.0.0.1:$H1/"
 expect h1post "h1 POST of 3000 bytes: 100 requests, no errors" "99 <= d['requests'] <= 101 and $NOERR"
 
+# a body larger than haproxy's buffer: it answers early (before reading it all), then resets
+# the stream (h2: RST_STREAM CANCEL after the response) or closes (h1): still a 200 each
+run h2early --h2 -m 4 -c 2 -r 100 -d 1 --warmup 0.2 --body-size 200000 "http://127.0.0.1:$H2/"
+expect h2early "h2 POST of 200 kB answered early, stream then cancelled: 100 OK, no errors" \
+    "99 <= d['requests'] <= 101 and $NOERR and d['status'] == {'200': d['requests']}"
+run h1early -c 2 -r 100 -d 1 --warmup 0.2 --body-size 200000 "http://127.0.0.1:$H1/"
+expect h1early "h1 POST of 200 kB answered early, connection then closed: 100 OK, no errors" \
+    "99 <= d['requests'] <= 101 and $NOERR and d['status'] == {'200': d['requests']}"
+
 # 3. TLS: HTTP/1.1 and h2 (ALPN) verified against the test CA, and mTLS with a client cert
 run tls1 -c 2 -r 100 -d 1 --warmup 0.3 --cacert "$C/ca.pem" "https://localhost:$TLS/"
 expect tls1 "TLS HTTP/1.1 (verified, SNI localhost): 100 requests, no errors" "99 <= d['requests'] <= 101 and $NOERR"
@@ -135,9 +144,14 @@ expect stall "stall: corrected p99 >= 600 ms (it was ~970 ms when written)" "d['
 expect stall "stall: corrected p90 >= 300 ms (a third of the window waited)" "d['latency_us']['p90'] >= 300000"
 expect stall "stall: max between 0.9 and 1.5 s" "900000 <= d['latency_us']['max'] <= 1500000"
 CO_P99=$(jget "$IT_TMP/stall.json" "d['latency_us']['p99']")
-run closed -c 4 -d 3 --warmup 0.5 "http://127.0.0.1:$ORIG/"
-cl_p99=$(jget "$IT_TMP/closed.json" "d['latency_us']['p99']")
-echo "# corrected p99 ${CO_P99} us; closed loop (no stall, the same server) p99 ${cl_p99} us"
+bg slow3 "$PY" "$RINGMESH_ROOT/tests/tools/lgorigin.py" "$SLOW3" --stall-at-ms 1500 --stall-ms 1000
+wait_until 10 up "$SLOW3"
+run closed -c 4 -d 3 --warmup 0.5 "http://127.0.0.1:$SLOW3/"
+expect closed "the same stall in closed loop: seen (max >= 0.9 s), no errors" \
+    "d['latency_us']['max'] >= 900000 and $NOERR and d['corrected'] is False"
+expect closed "  ... but its p99 is below the corrected one (it stopped sending while it waited)" \
+    "d['latency_us']['p99'] < $CO_P99"
+echo "# stall: corrected p99 ${CO_P99} us; closed loop p99 $(jget "$IT_TMP/closed.json" "d['latency_us']['p99']") us"
 
 # 5. non-2xx and chunked
 run s503 -r 100 -c 2 -d 1 --warmup 0.2 "http://127.0.0.1:$ORIG/status/503"
