@@ -29,7 +29,10 @@
  * errors.not_sent. A connection that fails is reconnected (backing off while connects fail); its
  * in-flight requests count as read errors, a request older than --timeout as a timeout (the
  * HTTP/1.1 connection is closed, the HTTP/2 stream reset). Non-2xx responses are recorded (latency,
- * status) and also counted in errors.status_non_2xx.
+ * status) and also counted in errors.status_non_2xx. A response that ends before its request
+ * body was all sent (a server answering a large POST early, then resetting or closing) counts as a
+ * response; over TLS with HTTP/1.1, if the write fails first, it is a write error (wolfSSL allows
+ * no read after a failed write).
  *
  * send_lag_us (open loop): how late requests went out against their intended time. Large
  * while latency is large: the requests waited for a connection (the in-flight limit, or a

@@ -4,9 +4,11 @@
 # here by openssl, client certificates required on one port) and tests/tools/lgorigin.py
 # (non-2xx statuses, chunked bodies, a server that stalls once). Checks the open loop's exact
 # request counts (it sends on schedule: rate x duration, whatever the latency), the --json
-# fields, HTTP/2 with -m 10, TLS (HTTP/1.1, h2 by ALPN, mTLS), that a one-second stall at
-# 100 req/s puts the corrected p99 near a second, that non-2xx statuses are counted, that a
-# refused connection is an error and not a hang, and that bad flags are refused clearly.
+# fields, HTTP/2 with -m 10, POSTs (200 kB ones answered early), TLS (HTTP/1.1, h2 by ALPN,
+# mTLS, two threads, s_server -www), that a one-second stall at 100 req/s puts the corrected
+# p99 near a second (and the closed loop's below it), that non-2xx statuses and chunked
+# bodies are handled, that a refused connection is an error and not a hang, and that bad
+# flags are refused clearly.
 # No assertions on speed.
 source "$(dirname "$0")/lib.sh"
 integ_ports
