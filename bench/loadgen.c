@@ -13,9 +13,9 @@
  *   --body-size N        a request body of N bytes     -H 'name: value' (repeatable)
  *   --tls                TLS on an http:// URL too (https:// implies it)
  *   --cacert F, --cert F --key F (client certificate), --sni NAME, --insecure
- *                        (the server's certificate must match --sni, else the URL's host,
- *                        unless the URL's host is an IP address: then only its chain is
- *                        checked, as SPIFFE certificates without DNS names need)
+ *                        (the server's certificate must match --sni, or the URL's host
+ *                        without --sni; when that name is an IP address only the chain is
+ *                        checked, which SPIFFE certificates without DNS names need)
  *   --timeout MS         per request, from its send (5000)
  *   --json               one JSON object on stdout instead of the summary
  *   --quiet              no progress line on stderr (one a second otherwise)
