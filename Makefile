@@ -82,7 +82,9 @@ XDS_SRC     := $(filter-out xds/main_%.c,$(wildcard xds/*.c))
 FUZZ_SRC    := $(wildcard tests/fuzz/*_fuzz.c)
 UNIT_SRC    := $(wildcard tests/unit/*_test.c)
 TOOL_SRC    := $(wildcard tests/tools/*.c)
-BENCH_SRC   := $(wildcard bench/*.c)
+# bench/loadgen.c, hist.c and lg_h1.c are ringmesh-loadgen (a program of its own, in $(BIN)).
+LOADGEN_SRC := bench/loadgen.c bench/hist.c bench/lg_h1.c
+BENCH_SRC   := $(filter-out $(LOADGEN_SRC),$(wildcard bench/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -91,7 +93,8 @@ LIBSIDECAR := $(BUILD)/libsidecar.a
 LIBINIT    := $(BUILD)/libinit.a
 LIBXDS     := $(BUILD)/libxds.a
 
-PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl $(BIN)/ringmesh-xds
+PROGS := $(BIN)/ringmesh-sidecar $(BIN)/ringmesh-init $(BIN)/ringmeshctl $(BIN)/ringmesh-xds \
+         $(BIN)/ringmesh-loadgen
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -138,8 +141,19 @@ $(BIN)/ringmesh-init: $(call obj,init/main.c) $(LIBINIT) $(LIBCOMMON)
 	@$(if $(Q),echo "  LD  $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^
 
+# The load generator: HTTP/1.1 and HTTP/2 (nghttp2) over TCP or TLS (wolfSSL).
+$(BIN)/ringmesh-loadgen: $(call obj,$(LOADGEN_SRC)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
+
 # Unit tests link whatever module they test out of the program archives.
 $(BUILD)/tests/unit/%.o: CFLAGS += -Isidecar -Iinit -Ixds
+# ringmesh-loadgen's pure modules (bench/hist.c, bench/lg_h1.c) are in no archive.
+$(BUILD)/tests/unit/hist_test.o $(BUILD)/tests/unit/lg_h1_test.o: CFLAGS += -Ibench
+$(BUILD)/tests/unit/hist_test: $(call obj,bench/hist.c)
+$(BUILD)/tests/unit/hist_test: LIBS += -lm
+$(BUILD)/tests/unit/lg_h1_test: $(call obj,bench/lg_h1.c)
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(LIBSIDECAR) $(LIBINIT) $(LIBXDS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
