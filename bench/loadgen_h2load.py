@@ -73,10 +73,11 @@ def main():
         sys.exit("loadgen_h2load: TLS to the target is not supported by this stand-in")
     tmp = tempfile.mkdtemp(prefix="loadgen-h2load.", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     log = os.path.join(tmp, "log")
-    cmd = ["h2load", "-c", str(a.c), "-t", str(min(a.t, a.c)), "-D", "%g" % a.d,
+    # h2load takes whole seconds or a unit: 1.5 s is "1500ms"
+    cmd = ["h2load", "-c", str(a.c), "-t", str(min(a.t, a.c)), "-D", "%dms" % round(a.d * 1000),
            "--log-file", log]
     if a.warmup > 0:
-        cmd += ["--warm-up-time", "%g" % a.warmup]
+        cmd += ["--warm-up-time", "%dms" % round(a.warmup * 1000)]
     if a.h2:
         cmd += ["-m", str(a.m)]
     else:
@@ -94,11 +95,12 @@ def main():
         cmd += ["-d", body]
     cmd.append(a.url)
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        out = p.stdout
         with open(log) as f:
             tok = f.read().split()
     except OSError as e:
-        sys.exit("loadgen_h2load: %s" % e)
+        sys.exit("loadgen_h2load: %s; %s said:\n%s" % (e, " ".join(cmd), (p.stdout + p.stderr)[-1500:]))
     finally:
         for f in ("log", "body"):
             try:
@@ -141,7 +143,9 @@ def main():
         "connections": a.c,
         "streams": a.m if a.h2 else 1,
         "requests": r["done"],
-        "errors": {"failed": r["failed"], "errored": r["errored"], "timeout": r["timeout"]},
+        # a run that got nothing (the target refused every connection) is one error
+        "errors": {"failed": r["failed"], "errored": r["errored"], "timeout": r["timeout"],
+                   "no_response": 0 if r["done"] else 1},
         "status": status,
         "latency_us": {"min": times[0] if times else 0, "p50": pct(50), "p90": pct(90),
                        "p99": pct(99), "p99_9": pct(99.9), "max": times[-1] if times else 0,
