@@ -58,7 +58,10 @@ def record(a):
 
     rec = {"scenario": a.scenario, "test": a.test, "load": load, "size": size,
            "conns": int(conns), "rep": a.rep, "attempt": a.attempt, "seconds": a.seconds,
-           "foreign_ticks": a.foreign_ticks, "clk_tck": a.clk_tck,
+           "foreign_ticks": a.foreign_ticks, "foreign_window_s": a.foreign_window_ms / 1000.0,
+           "foreign_pct": round(100.0 * a.foreign_ticks / a.clk_tck /
+                                max(a.foreign_window_ms / 1000.0, a.seconds), 1),
+           "clk_tck": a.clk_tck,
            "cpu_a": cpu(a.cpu_a0, a.cpu_a1), "cpu_b": cpu(a.cpu_b0, a.cpu_b1),
            "core_a": [int(x) for x in a.core_a.split()],
            "core_b": [int(x) for x in a.core_b.split()],
@@ -85,6 +88,13 @@ def nerr(rec):
         v for k, v in r.get("status", {}).items() if not k.startswith("2"))
 
 
+def other(rec):
+    """CPU of processes outside the pods during the run, in % of one core."""
+    if "foreign_pct" in rec:
+        return rec["foreign_pct"]
+    return 100.0 * rec["foreign_ticks"] / rec["clk_tck"] / (rec["seconds"] + 2)
+
+
 def lat(rec, k):
     return rec["result"]["latency_us"][k]
 
@@ -98,8 +108,7 @@ def progress(a):
     if rec["scenario"] != "direct":
         line += "  CPU/1k req a %.3f b %.3f s" % (per_1k(rec, "a"), per_1k(rec, "b"))
     line += "  errors %d  cores %.0f%%/%.0f%%  others %.0f%%" % (
-        nerr(rec), busy(rec["core_a"])[0], busy(rec["core_b"])[0],
-        100.0 * rec["foreign_ticks"] / rec["clk_tck"] / (rec["seconds"] + 2))
+        nerr(rec), busy(rec["core_a"])[0], busy(rec["core_b"])[0], other(rec))
     if rec["attempt"] > 1:
         line += " (attempt %d)" % rec["attempt"]
     el = time.time() - a.started
@@ -565,7 +574,7 @@ def report(a):
     w("- CPUs (taskset): the load generator and a's proxy on CPU %s, both origins and b's "
       "proxy on CPU %s; every proxy has one worker thread." % (a.cpu_a_id, a.cpu_b_id))
     w("")
-    fr = [100.0 * r["foreign_ticks"] / r["clk_tck"] / (r["seconds"] + 2) for r in recs]
+    fr = [other(r) for r in recs]
     w("Checks: processes outside the pods used at most %.0f%% of a core in a kept run "
       "(median %.0f%%); runs over %s%% were redone (%s redone), proxies restarted after dying: "
       "%s. Errors (non-2xx, failed, timed out) over all runs: %d." % (
@@ -617,6 +626,7 @@ def main():
     p.add_argument("--attempt", type=int, default=1)
     p.add_argument("--seconds", type=float)
     p.add_argument("--foreign-ticks", type=int, default=0)
+    p.add_argument("--foreign-window-ms", type=int, default=0)
     p.add_argument("--clk-tck", type=int, default=100)
     for k in ("cpu-a0", "cpu-a1", "cpu-b0", "cpu-b1"):
         p.add_argument("--" + k, default="0 0")

@@ -53,12 +53,13 @@
 # BENCH_RATE (1000), BENCH_SIZES ("1k 64k"), BENCH_CONNS ("16 64"), BENCH_LOADS ("lat max"),
 # BENCH_SCENARIOS (all of the above), BENCH_OUT (results dir), BENCH_OTHER_MAX (10),
 # BENCH_COMPARE_TLS (1), BENCH_PERF (1), LOADGEN.
-# The defaults: 8 scenarios x (4 fixed-rate tests of 1 + 4 s and 4 closed-loop ones of
-# 1 + 3 s, each with about 1.3 s of bookkeeping) = 6.2 minutes a repetition, about 19
-# minutes with 3 repetitions, plus about a minute for set-up, tlsbench and perf (7 scenarios
-# while the sidecar has no --no-metrics: 17 minutes); runs redone for load from outside add
-# to that. Shorter: BENCH_REPS=1 BENCH_CONNS=16 BENCH_LAT_SECONDS=2 BENCH_MAX_SECONDS=2 is a
-# 3-minute smoke run; BENCH_SCENARIOS and BENCH_SIZES cut it further.
+# The defaults: per scenario and repetition 4 fixed-rate runs of 1 + 4 s and 4 closed-loop
+# ones of 1 + 3 s, plus about 1.6 s of bookkeeping each (measured on this 2-CPU machine
+# while it was busy) = 49 s; 7 scenarios (while the sidecar has no --no-metrics) x 3
+# repetitions = 17 minutes, 8 scenarios 20 minutes, plus about a minute for set-up,
+# tlsbench and perf; runs redone for load from outside add about 7 s each. Shorter:
+# BENCH_REPS=1 BENCH_LAT_SECONDS=1 BENCH_MAX_SECONDS=1 BENCH_WARMUP=0.5 runs every test in
+# under 4 minutes (a smoke run); BENCH_SCENARIOS, BENCH_SIZES, BENCH_CONNS, BENCH_LOADS cut it.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 RINGMESH_ROOT=$(cd "$HERE/.." && pwd)
@@ -394,7 +395,7 @@ NETNS_LIST=$(IFS=,; echo "${RM_NETNS[*]}")
 # measure_once SCENARIO TEST REP ATTEMPT: one load generator run; prints the raw record
 measure_once() {
     local sc=$1 test=$2 rep=$3 attempt=$4 load size conns secs rate url host port T=$RM_TMP/run
-    local lpid pa=() pb=() a0 a1 b0 b1 ca0 ca1 cb0 cb1 fticks rc
+    local lpid pa=() pb=() a0 a1 b0 b1 ca0 ca1 cb0 cb1 fticks rc w0 w1
     IFS=- read -r load size conns <<<"$test"
     secs=$([ "$load" = lat ] && echo "$LAT_SECS" || echo "$MAX_SECS")
     rate=$([ "$load" = lat ] && echo "$RATE" || echo 0)
@@ -406,6 +407,7 @@ measure_once() {
         read -r -a pa <<<"${PX_PIDS[a.$sc]}"
         read -r -a pb <<<"${PX_PIDS[b.$sc]}"
     fi
+    w0=$(date +%s%N)
     python3 "$HERE/l4_report.py" --snap "$NETNS_LIST" >"$T.snap0"
     in_pod a taskset -c $CPU_A "$LOADGEN" -r "$rate" -c "$conns" -d "$secs" --warmup "$WARMUP" \
         -t 1 --json --quiet "$url" >"$T.json" 2>"$T.err" &
@@ -424,6 +426,7 @@ measure_once() {
     wait "$lpid"
     rc=$?
     python3 "$HERE/l4_report.py" --snap "$NETNS_LIST" >"$T.snap1"
+    w1=$(date +%s%N)
     fticks=$(python3 "$HERE/l4_report.py" --foreign "$T.snap0" "$T.snap1")
     if [ "$rc" != 0 ] || ! grep -q '^{' "$T.json"; then
         echo "bench: $sc $test: the load generator failed (exit $rc):" >&2
@@ -432,6 +435,7 @@ measure_once() {
     fi
     python3 "$HERE/compare_report.py" --record --scenario "$sc" --test "$test" --rep "$rep" \
         --attempt "$attempt" --seconds "$secs" --foreign-ticks "${fticks:-0}" \
+        --foreign-window-ms $(((w1 - w0) / 1000000)) \
         --clk-tck "$CLK_TCK" --cpu-a0 "$a0" --cpu-a1 "$a1" --cpu-b0 "$b0" --cpu-b1 "$b1" \
         --core-a "$((ca1[0] - ca0[0])) $((ca1[1] - ca0[1])) $((ca1[2] - ca0[2]))" \
         --core-b "$((cb1[0] - cb0[0])) $((cb1[1] - cb0[1])) $((cb1[2] - cb0[2]))" \
@@ -441,7 +445,7 @@ measure_once() {
 # OTHER_MAX % of one core, or a proxy died, is done again (4 attempts; the last is kept
 # either way and the report shows the load). A proxy that died is restarted.
 measure() {
-    local sc=$1 test=$2 rep=$3 attempt rec ticks secs
+    local sc=$1 test=$2 rep=$3 attempt rec other
     for attempt in 1 2 3 4; do
         for pid in "${ORIGIN_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || die "an origin is gone"; done
         rec=$(measure_once "$sc" "$test" "$rep" "$attempt") || die "$sc $test: no result"
@@ -452,14 +456,13 @@ measure() {
             [ "$attempt" = 4 ] && die "$sc: a proxy died in 4 attempts"
             continue
         fi
-        ticks=$(sed 's/.*"foreign_ticks":\([0-9]*\).*/\1/' <<<"$rec")
-        secs=$(sed 's/.*"seconds":\([0-9.]*\).*/\1/' <<<"$rec")
-        if [ "$attempt" = 4 ] || [ "$(awk -v t="$ticks" -v s="$secs" -v m="$OTHER_MAX" -v h="$CLK_TCK" \
-            'BEGIN { print (t * 100 <= m * (s + 2) * h) ? 1 : 0 }')" = 1 ]; then
+        # CPU of processes outside the pods, in % of one core over the run's wall time
+        other=$(sed 's/.*"foreign_pct":\([0-9.]*\).*/\1/' <<<"$rec")
+        if [ "$attempt" = 4 ] || [ "$(awk -v o="$other" -v m="$OTHER_MAX" 'BEGIN { print o <= m }')" = 1 ]; then
             break
         fi
         REDONE=$((REDONE + 1))
-        say "rep $rep $sc $test: other processes used $((ticks * 100 / CLK_TCK))% of a core-second; again"
+        say "rep $rep $sc $test: other processes used ${other}% of a core; again"
         sleep 2
     done
     echo "$rec" >>"$RAW"
