@@ -237,9 +237,15 @@ def report(a):
         "; ".join("%s runs %g s" % ({"lat": "fixed-rate", "max": "closed-loop"}[l], s)
                   for l, s in secs) + ", each after an uncounted warm-up at the same load."))
     w("")
+    busy_runs = [r for r in recs if other(r) > float(a.other_max)]
+    if busy_runs:
+        w("- **Note: the machine was busy.** %d of %d kept runs had processes outside the pods "
+          "using more than %s%% of a core after 4 attempts (up to %.0f%%): those numbers are "
+          "perturbed; rerun on a quiet machine before reading them as results." % (
+              len(busy_runs), len(recs), a.other_max, max(other(r) for r in busy_runs)))
     for n in after.get("notes", []):
         w("- **Note:** " + n)
-    if after.get("notes"):
+    if after.get("notes") or busy_runs:
         w("")
 
     # goals --------------------------------------------------------------------------------

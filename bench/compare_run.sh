@@ -49,7 +49,7 @@
 #
 # Writes bench/results/<date>-compare.md (tables, goals, machine, configurations),
 # <date>-compare.jsonl (every raw run) and <date>-compare-*.png (gnuplot).
-# Knobs: BENCH_REPS (3), BENCH_LAT_SECONDS (4), BENCH_MAX_SECONDS (4), BENCH_WARMUP (1),
+# Knobs: BENCH_REPS (3), BENCH_LAT_SECONDS (4), BENCH_MAX_SECONDS (3), BENCH_WARMUP (1),
 # BENCH_RATE (1000), BENCH_SIZES ("1k 64k"), BENCH_CONNS ("16 64"), BENCH_LOADS ("lat max"),
 # BENCH_SCENARIOS (all of the above), BENCH_OUT (results dir), BENCH_OTHER_MAX (10),
 # BENCH_COMPARE_TLS (1), BENCH_PERF (1), LOADGEN.
