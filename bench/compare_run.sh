@@ -294,7 +294,9 @@ start_haproxy() { # POD
     local p=$1 cfg log=$RM_TMP/$1.haproxy.log
     cfg=$([ "$p" = a ] && echo haproxy-sidecar-out.cfg || echo haproxy-sidecar-in.cfg)
     cp "$HERE/$cfg" "$RM_TMP/$cfg" && chmod 644 "$RM_TMP/$cfg"
-    as_proxy "$p" "$(pod_cpu "$p")" "$log" env HA_OUT_PORT=$HA_OUT HA_IN_PORT=$HA_IN \
+    local reason=()
+    [ "$LOADGEN_NAME" != loadgen_h2load.py ] || reason=(HA_REASON_OK=1) # see the .cfg
+    as_proxy "$p" "$(pod_cpu "$p")" "$log" env "${reason[@]}" HA_OUT_PORT=$HA_OUT HA_IN_PORT=$HA_IN \
         VIP_64K=$VIP_64K PEER_IP="$B" ORIGIN_IP=127.0.0.1 ORIGIN_1K=$ORIGIN_1K ORIGIN_64K=$ORIGIN_64K \
         PEER_CERTS="$PEER_CERTS" haproxy -db -f "$RM_TMP/$cfg"
     PX_PIDS[$p.haproxy]=$PX_PID PX_LOG[$p.haproxy]=$log
