@@ -4,7 +4,7 @@
 #   make test       every test layer; ends with "N passed, N failed, N skipped"
 #   make asan       build with ASan + UBSan into build/asan and run the tests there
 #   make demo       a small netns mesh with real traffic (needs root)
-#   make bench      the benchmarks (by hand, never in CI)
+#   make bench      the benchmarks (by hand, never in CI); BENCH=all|l4|http|tls|xds
 #   make fmt        clang-format every C file
 #   V=1             show full commands
 #   WOLFSSL=fast    link a wolfSSL built here from Debian's source with x86-64 assembly
@@ -221,9 +221,14 @@ demo: deps
 	$(MAKE) all
 	$(Q)RINGMESH_BIN=$(BIN) deploy/demo.sh
 
+# make bench: bench/run.sh compare (ringmesh against direct, HAProxy and nghttpx pairs, about
+# 20 minutes); BENCH=all|l4|http|tls|xds runs the others. BENCH_PKGS: what only the bench needs.
+BENCH ?= compare
+BENCH_PKGS := gnuplot-nox nghttp2-proxy linux-perf
 bench: deps
+	@$(call apt_install,$(BENCH_PKGS))
 	$(MAKE) all
-	$(Q)RINGMESH_BIN=$(BIN) bench/run.sh
+	$(Q)RINGMESH_BIN=$(BIN) bench/run.sh $(BENCH)
 
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')

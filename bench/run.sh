@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# bench/run.sh - the L4 benchmark (make bench; by hand, as root; never a test).
+# bench/run.sh - the benchmarks' entry point, and the L4 benchmark (make bench; by hand, as
+# root; never a test).
 #
-# bench/run.sh [all|l4|http|tls|xds]: all (the default, what make bench runs) is this L4
-# benchmark, then the HTTP one (bench/http_run.sh), each with pods of its own, then the TLS one
-# (the "tls" section at the end of this file: bench/tlsbench.c, no pods), then the control
-# plane one (bench/xds_run.sh: ringmesh-xds, a sidecar and 100 xDS clients on loopback, no
-# root); l4, http, tls or xds runs just one.
+# bench/run.sh [compare|all|l4|http|tls|xds]: compare (the default, what make bench runs) is
+# ringmesh against direct, HAProxy and nghttpx sidecar pairs (bench/compare_run.sh, about 20
+# minutes); all is compare, then this L4 benchmark, then the HTTP one (bench/http_run.sh),
+# each with pods of its own, then the TLS one (the "tls" section at the end of this file:
+# bench/tlsbench.c, no pods), then the control plane one (bench/xds_run.sh: ringmesh-xds, a
+# sidecar and 100 xDS clients on loopback, no root); l4, http, tls or xds runs just one
+# (make bench BENCH=http).
 #
 # Two netns pods, a (client) and b (server), on the tests/mesh bridge. In one run, with the
 # measurements interleaved so that drift on the machine hits every configuration alike:
@@ -213,9 +216,14 @@ PY
     printf '[bench %s] wrote %s and %s\n' "$(date +%T)" "$md" "$raw"
 }
 
-case ${1:-all} in
+case ${1:-compare} in
+compare)
+    "$HERE/compare_run.sh"; rc=$?
+    echo "bench: the other benchmarks: bench/run.sh l4|http|tls|xds (make bench BENCH=...), or all" >&2
+    exit $rc ;;
 all)
-    "$HERE/run.sh" l4; rc=$?
+    "$HERE/compare_run.sh"; rc=$?
+    "$HERE/run.sh" l4 || rc=$?
     "$HERE/http_run.sh" || rc=$?
     "$HERE/run.sh" tls || rc=$?
     "$HERE/xds_run.sh" || rc=$?
@@ -224,7 +232,7 @@ http) exec "$HERE/http_run.sh" ;;
 xds) exec "$HERE/xds_run.sh" ;;
 tls) shift; bench_tls "$@"; exit ;;
 l4) ;;
-*) die "usage: bench/run.sh [all|l4|http|tls [CLIENT_DIR SERVER_DIR]|xds]" ;;
+*) die "usage: bench/run.sh [compare|all|l4|http|tls [CLIENT_DIR SERVER_DIR]|xds]" ;;
 esac
 [ "$(id -u)" = 0 ] || die "needs root (netns pods, iptables): sudo make bench"
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (pods a and b are pinned to CPUs $CPU_A and $CPU_B)"
