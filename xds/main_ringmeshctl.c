@@ -1167,7 +1167,7 @@ static const char usage_stat[] =
     "                0: only its callers' sidecars saw it (the Service has none of its own)\n"
     "  SUCCESS       requests not answered 5xx (nor a gRPC status other than 0), of all\n"
     "  RPS           requests per second: the growth of *_requests_total divided by S\n"
-    "  LATENCY_P50, _P95, _P99\n"
+    "  LATENCY_P50 LATENCY_P95 LATENCY_P99\n"
     "                of *_request_duration_milliseconds, from the growth of its buckets,\n"
     "                interpolated inside a bucket as Prometheus's histogram_quantile()\n"
     "  TCP_CONN      TCP connections open now (opened - closed)\n"
