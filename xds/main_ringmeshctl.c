@@ -1196,14 +1196,14 @@ static const char usage_stat[] =
     "count. Exit status: 0, 1 when the control plane cannot be asked or no sidecar could be\n"
     "scraped, 2 bad usage.\n";
 
-#define STAT_MAX_BODY    (16u << 20)
+#define STAT_MAX_BODY     (16u << 20)
 #define STAT_DEFAULT_PORT 15090
 
 /* One metrics endpoint; its index in the target list is its meshstat sidecar index. */
 struct stat_target {
-    char *name; /* owned: NS/POD, or what --sidecar said */
-    char *addr; /* owned: HOST:PORT */
-    char *url;  /* owned */
+    char *name;     /* owned: NS/POD, or what --sidecar said */
+    char *addr;     /* owned: HOST:PORT */
+    char *url;      /* owned */
     char *last_err; /* owned: the failure last reported, NULL when the last scrape worked */
     bool live;      /* listed in this round */
 };
@@ -1245,8 +1245,8 @@ static int stat_target_add(struct stat_targets *ts, const char *name, const char
         return -1;
     ts->t = nt;
     nt = &ts->t[ts->n];
-    *nt = (struct stat_target){.name = strdup(name), .addr = strdup(addr), .url = strdup(url),
-                               .live = true};
+    *nt = (struct stat_target){
+        .name = strdup(name), .addr = strdup(addr), .url = strdup(url), .live = true};
     if (!nt->name || !nt->addr || !nt->url) {
         free(nt->name);
         free(nt->addr);
@@ -1269,8 +1269,8 @@ static void stat_targets_free(struct stat_targets *ts)
 
 /* --sidecar ITEM: HOST:PORT, [V6]:PORT or http://HOST:PORT[/PATH]. Fills addr and url;
  * false with why when it is neither. */
-static bool stat_parse_sidecar(const char *item, char *addr, size_t acap, char *url,
-                               size_t ucap, char *why, size_t wcap)
+static bool stat_parse_sidecar(const char *item, char *addr, size_t acap, char *url, size_t ucap,
+                               char *why, size_t wcap)
 {
     const char *hp = item, *path = "/stats/prometheus", *colon;
     size_t hl;
@@ -1681,8 +1681,7 @@ static int cmd_stat(int argc, char **argv)
                     goto out;
                 }
                 if (stat_target_add(&ts, item, addr, url) < 0) {
-                    rc = usage_error(usage_stat, "--sidecar: more than %d",
-                                     MESHSTAT_MAX_SIDECARS);
+                    rc = usage_error(usage_stat, "--sidecar: more than %d", MESHSTAT_MAX_SIDECARS);
                     free(list);
                     goto out;
                 }
@@ -1795,8 +1794,9 @@ static int cmd_stat(int argc, char **argv)
             stat_json(&o, rows, n, &ts, prev, cur, when);
         } else {
             if (o.watch && tty)
-                printf("\033[H\033[2J%s: every %gs, %d of %d sidecars scraped, %s (Ctrl-C stops)\n\n",
-                       cmd_name, o.interval_s, both, live, when);
+                printf(
+                    "\033[H\033[2J%s: every %gs, %d of %d sidecars scraped, %s (Ctrl-C stops)\n\n",
+                    cmd_name, o.interval_s, both, live, when);
             else if (o.watch)
                 printf("# %s\n", when);
             stat_table(&o, rows, n);
@@ -1805,8 +1805,8 @@ static int cmd_stat(int argc, char **argv)
         }
         fflush(stdout);
         if (n == 0 && both > 0 && !o.watch)
-            fprintf(stderr, "%s: no per-Service series%s in what %d sidecar(s) served\n",
-                    cmd_name, o.service || o.ns ? " matching the filter" : "", both);
+            fprintf(stderr, "%s: no per-Service series%s in what %d sidecar(s) served\n", cmd_name,
+                    o.service || o.ns ? " matching the filter" : "", both);
         meshstat_rows_free(rows, n);
         if (!o.watch)
             break;

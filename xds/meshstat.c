@@ -49,8 +49,15 @@ void meshstat_snap_free(struct meshstat_snap *s)
     memset(s, 0, sizeof(*s));
 }
 
-enum family { FAM_NONE, FAM_REQ, FAM_BUCKET, FAM_TCP_OPEN, FAM_TCP_CLOSE, FAM_TCP_SENT,
-              FAM_TCP_RECV };
+enum family {
+    FAM_NONE,
+    FAM_REQ,
+    FAM_BUCKET,
+    FAM_TCP_OPEN,
+    FAM_TCP_CLOSE,
+    FAM_TCP_SENT,
+    FAM_TCP_RECV
+};
 
 static enum family family_of(const char *name)
 {
@@ -112,11 +119,11 @@ static bool service_of(const struct prom_sample *smp, const char **ns, const cha
             }
         }
     }
-    *name = sn ? sn
-               : fn ? fn
-                    : nonempty(prom_label(smp, "destination_canonical_service"))
-                          ? prom_label(smp, "destination_canonical_service")
-                          : nonempty(prom_label(smp, "destination_workload"));
+    *name = sn   ? sn
+            : fn ? fn
+            : nonempty(prom_label(smp, "destination_canonical_service"))
+                ? prom_label(smp, "destination_canonical_service")
+                : nonempty(prom_label(smp, "destination_workload"));
     if (!*name && svc)
         *name = svc; /* "unknown" */
     *ns = sns ? sns : fns ? fns : nonempty(prom_label(smp, "destination_workload_namespace"));
@@ -148,8 +155,8 @@ struct add_ctx {
     size_t errlen;
 };
 
-static struct meshstat_entry *entry_get(struct add_ctx *a, enum meshstat_reporter r,
-                                        const char *ns, const char *name, const char *fqdn)
+static struct meshstat_entry *entry_get(struct add_ctx *a, enum meshstat_reporter r, const char *ns,
+                                        const char *name, const char *fqdn)
 {
     struct meshstat_snap *s = a->s;
     struct meshstat_entry *e;
@@ -294,8 +301,8 @@ static int on_sample(void *arg, const struct prom_sample *smp)
     return 0;
 }
 
-int meshstat_snap_add(struct meshstat_snap *s, int sidecar, const char *text, size_t len,
-                      char *err, size_t errlen)
+int meshstat_snap_add(struct meshstat_snap *s, int sidecar, const char *text, size_t len, char *err,
+                      size_t errlen)
 {
     struct add_ctx a = {.s = s, .sidecar = sidecar, .first = s->n, .err = err, .errlen = errlen};
     int rc;
@@ -416,8 +423,7 @@ bool meshstat_row_matches(const struct meshstat_row *r, const char *service)
 }
 
 int meshstat_rows(const struct meshstat_snap *prev, const struct meshstat_snap *cur,
-                  double interval_s, const struct meshstat_filter *f,
-                  struct meshstat_row **out)
+                  double interval_s, const struct meshstat_filter *f, struct meshstat_row **out)
 {
     struct meshstat_row *rows = NULL, *r;
     int n = 0, cap = 0;

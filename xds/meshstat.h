@@ -38,10 +38,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MESHSTAT_MAX_BUCKETS 40    /* distinct le bounds per entry */
-#define MESHSTAT_MAX_ENTRIES 65536 /* (sidecar, reporter, Service) triples per snapshot */
+#define MESHSTAT_MAX_BUCKETS  40    /* distinct le bounds per entry */
+#define MESHSTAT_MAX_ENTRIES  65536 /* (sidecar, reporter, Service) triples per snapshot */
 #define MESHSTAT_MAX_SIDECARS 4096
-#define MESHSTAT_OVERFLOW    "(overflow)"
+#define MESHSTAT_OVERFLOW     "(overflow)"
 
 enum meshstat_reporter {
     MESHSTAT_DESTINATION, /* reporter="destination" (or none): the server's sidecar */
@@ -78,19 +78,19 @@ void meshstat_snap_free(struct meshstat_snap *s);
  * Services or buckets); on an error nothing of this text stays in s, and the sidecar
  * counts as not scraped.
  */
-int meshstat_snap_add(struct meshstat_snap *s, int sidecar, const char *text, size_t len,
-                      char *err, size_t errlen);
+int meshstat_snap_add(struct meshstat_snap *s, int sidecar, const char *text, size_t len, char *err,
+                      size_t errlen);
 
 /* One Service's golden metrics; NaN where there is no data. */
 struct meshstat_row {
     char *ns, *name, *fqdn; /* owned */
     enum meshstat_reporter reporter;
-    int meshed;        /* sidecars that reported it as the destination in cur */
-    double requests;   /* in the interval */
-    double success;    /* share 0..1 of requests that succeeded; NaN without requests */
-    double rps;        /* requests / interval */
+    int meshed;      /* sidecars that reported it as the destination in cur */
+    double requests; /* in the interval */
+    double success;  /* share 0..1 of requests that succeeded; NaN without requests */
+    double rps;      /* requests / interval */
     double p50_ms, p95_ms, p99_ms;
-    double tcp_open;   /* NaN without TCP series */
+    double tcp_open;                       /* NaN without TCP series */
     double tcp_sent_bps, tcp_received_bps; /* bytes per second; NaN without TCP series */
 };
 
@@ -104,8 +104,7 @@ struct meshstat_filter {
  * filtered. *out is malloc'd (NULL when there are none); returns the count, or -ENOMEM.
  */
 int meshstat_rows(const struct meshstat_snap *prev, const struct meshstat_snap *cur,
-                  double interval_s, const struct meshstat_filter *f,
-                  struct meshstat_row **out);
+                  double interval_s, const struct meshstat_filter *f, struct meshstat_row **out);
 void meshstat_rows_free(struct meshstat_row *rows, int n);
 
 /* true when SERVICE (NAME, NAME.NS or an FQDN) names the row. */

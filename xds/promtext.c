@@ -98,8 +98,8 @@ static bool parse_value(const char *tok, size_t n, double *out)
     return true;
 }
 
-int prom_parse_line(const char *line, size_t len, char *scratch, struct prom_sample *out,
-                    char *err, size_t errlen)
+int prom_parse_line(const char *line, size_t len, char *scratch, struct prom_sample *out, char *err,
+                    size_t errlen)
 {
     size_t i = 0, o = 0, n;
     char tok[64];
@@ -210,8 +210,7 @@ int prom_parse_line(const char *line, size_t len, char *scratch, struct prom_sam
     return 1;
 }
 
-int prom_parse(const char *text, size_t len, prom_sample_cb cb, void *arg, char *err,
-               size_t errlen)
+int prom_parse(const char *text, size_t len, prom_sample_cb cb, void *arg, char *err, size_t errlen)
 {
     struct prom_sample *s = malloc(sizeof(*s));
     char *scratch = malloc(PROM_LINE_MAX + 1), msg[256];

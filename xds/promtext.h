@@ -46,8 +46,8 @@ typedef int (*prom_sample_cb)(void *arg, const struct prom_sample *s);
  * line that holds none (blank, comment, HELP, TYPE), or -EINVAL with err naming the
  * column and what was wrong (e.g. "column 12: a label value must be quoted").
  */
-int prom_parse_line(const char *line, size_t len, char *scratch, struct prom_sample *out,
-                    char *err, size_t errlen);
+int prom_parse_line(const char *line, size_t len, char *scratch, struct prom_sample *out, char *err,
+                    size_t errlen);
 
 /*
  * Parses a whole exposition text and calls cb for every sample, in order. Returns 0,

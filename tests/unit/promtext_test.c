@@ -30,8 +30,8 @@ static int line(const char *s)
 
 static void near(double got, double want, const char *name)
 {
-    bool same = (isnan(got) && isnan(want)) || (isinf(got) && isinf(want) && (got > 0) == (want > 0)) ||
-                fabs(got - want) < 1e-9;
+    bool same = (isnan(got) && isnan(want)) ||
+                (isinf(got) && isinf(want) && (got > 0) == (want > 0)) || fabs(got - want) < 1e-9;
     if (!ok(same, "%s", name))
         printf("#   got %.12g, want %.12g\n", got, want);
 }
@@ -201,8 +201,9 @@ static void test_quantile(void)
     near(prom_histogram_quantile(0.5, le, c_dip, 4), 7.5,
          "a dip is made monotonic: 2,2,8,10: rank 5 in (5,10]: 5 + 5*3/6");
     /* Envoy's default bounds (the sidecars' ms histogram), 100 observations */
-    const double env_le[] = {0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-                             30000, 60000, 300000, 600000, 1800000, 3600000, INFINITY};
+    const double env_le[] = {0.5,   1,      5,      10,      25,      50,      100,
+                             250,   500,    1000,   2500,    5000,    10000,   30000,
+                             60000, 300000, 600000, 1800000, 3600000, INFINITY};
     double env_c[20] = {0};
     for (int i = 0; i < 20; i++)
         env_c[i] = i < 3 ? 0 : i < 4 ? 40 : i < 5 ? 90 : i < 6 ? 99 : 100;
@@ -228,25 +229,27 @@ static void test_delta(void)
     "ringmesh_requests_total{reporter=\"" rep "\",destination_service=\"" svc                      \
     "\",response_code=\"" code "\",grpc_response_status=\"" grpc "\"} " v "\n"
 #define BK(rep, svc, le, v)                                                                        \
-    "ringmesh_request_duration_milliseconds_bucket{reporter=\"" rep "\",destination_service=\""   \
-    svc "\",le=\"" le "\"} " v "\n"
+    "ringmesh_request_duration_milliseconds_bucket{reporter=\"" rep                                \
+    "\",destination_service=\"" svc "\",le=\"" le "\"} " v "\n"
 
 static const char *web1_a = /* sidecar 0: web's pod a, round 1 */
-    "# TYPE ringmesh_requests_total counter\n" REQ("destination", "web.default.svc.cluster.local",
-                                                   "200", "", "100") REQ("destination",
-    "web.default.svc.cluster.local", "503", "", "10")
-    BK("destination", "web.default.svc.cluster.local", "5", "50")
-    BK("destination", "web.default.svc.cluster.local", "10", "100")
-    BK("destination", "web.default.svc.cluster.local", "+Inf", "110")
-    "ringmesh_request_duration_milliseconds_sum{reporter=\"destination\"} 123\n"
-    "ringmesh_tcp_connections_opened_total{direction=\"inbound\"} 99\n"; /* no Service: skipped */
+    "# TYPE ringmesh_requests_total counter\n" REQ(
+        "destination", "web.default.svc.cluster.local", "200", "",
+        "100") REQ("destination", "web.default.svc.cluster.local", "503", "",
+                   "10") BK("destination", "web.default.svc.cluster.local", "5",
+                            "50") BK("destination", "web.default.svc.cluster.local", "10", "100")
+        BK("destination", "web.default.svc.cluster.local", "+Inf",
+           "110") "ringmesh_request_duration_milliseconds_sum{reporter=\"destination\"} 123\n"
+                  "ringmesh_tcp_connections_opened_total{direction=\"inbound\"} 99\n"; /* no
+                                                                                          Service:
+                                                                                          skipped */
 
 static const char *web2_a = /* round 2: +20 ok, +4 503, buckets +12 <=5, +8 (5,10], +4 +Inf */
     REQ("destination", "web.default.svc.cluster.local", "200", "", "120")
-    REQ("destination", "web.default.svc.cluster.local", "503", "", "14")
-    BK("destination", "web.default.svc.cluster.local", "5", "62")
-    BK("destination", "web.default.svc.cluster.local", "10", "120")
-    BK("destination", "web.default.svc.cluster.local", "+Inf", "134");
+        REQ("destination", "web.default.svc.cluster.local", "503", "", "14")
+            BK("destination", "web.default.svc.cluster.local", "5", "62")
+                BK("destination", "web.default.svc.cluster.local", "10", "120")
+                    BK("destination", "web.default.svc.cluster.local", "+Inf", "134");
 
 /* sidecar 1: web's pod b (istio_ prefix, gRPC) and the caller of db, which has no sidecar */
 static const char *b1 =
@@ -254,13 +257,16 @@ static const char *b1 =
     "destination_service_namespace=\"default\",request_protocol=\"grpc\",response_code=\"200\","
     "grpc_response_status=\"0\"} 5\n"
     "istio_requests_total{reporter=\"source\",destination_service=\"web.default.svc.cluster.local\""
-    ",response_code=\"200\"} 1000\n" REQ("source", "db.data.svc.cluster.local", "200", "", "7")
-    "istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"db.data.svc."
-    "cluster.local\"} 10\n"
-    "istio_tcp_connections_closed_total{reporter=\"source\",destination_service=\"db.data.svc."
-    "cluster.local\"} 4\n"
-    "istio_tcp_sent_bytes_total{reporter=\"source\",destination_service=\"db.data.svc."
-    "cluster.local\"} 1000\n";
+    ",response_code=\"200\"} 1000\n" REQ(
+        "source", "db.data.svc.cluster.local", "200", "",
+        "7") "istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"db.data."
+             "svc."
+             "cluster.local\"} 10\n"
+             "istio_tcp_connections_closed_total{reporter=\"source\",destination_service=\"db.data."
+             "svc."
+             "cluster.local\"} 4\n"
+             "istio_tcp_sent_bytes_total{reporter=\"source\",destination_service=\"db.data.svc."
+             "cluster.local\"} 1000\n";
 static const char *b2 =
     "istio_requests_total{reporter=\"destination\",destination_service_name=\"web\","
     "destination_service_namespace=\"default\",request_protocol=\"grpc\",response_code=\"200\","
@@ -269,15 +275,18 @@ static const char *b2 =
     "destination_service_namespace=\"default\",request_protocol=\"grpc\",response_code=\"200\","
     "grpc_response_status=\"14\"} 2\n"
     "istio_requests_total{reporter=\"source\",destination_service=\"web.default.svc.cluster.local\""
-    ",response_code=\"200\"} 2000\n" REQ("source", "db.data.svc.cluster.local", "200", "", "3")
-    "istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"db.data.svc."
-    "cluster.local\"} 12\n"
-    "istio_tcp_connections_closed_total{reporter=\"source\",destination_service=\"db.data.svc."
-    "cluster.local\"} 5\n"
-    "istio_tcp_sent_bytes_total{reporter=\"source\",destination_service=\"db.data.svc."
-    "cluster.local\"} 3000\n"
-    "ringmesh_requests_total{reporter=\"overflow\",destination_service=\"overflow\","
-    "response_code=\"overflow\"} 6\n";
+    ",response_code=\"200\"} 2000\n" REQ(
+        "source", "db.data.svc.cluster.local", "200", "",
+        "3") "istio_tcp_connections_opened_total{reporter=\"source\",destination_service=\"db.data."
+             "svc."
+             "cluster.local\"} 12\n"
+             "istio_tcp_connections_closed_total{reporter=\"source\",destination_service=\"db.data."
+             "svc."
+             "cluster.local\"} 5\n"
+             "istio_tcp_sent_bytes_total{reporter=\"source\",destination_service=\"db.data.svc."
+             "cluster.local\"} 3000\n"
+             "ringmesh_requests_total{reporter=\"overflow\",destination_service=\"overflow\","
+             "response_code=\"overflow\"} 6\n";
 
 static const struct meshstat_row *row_of(const struct meshstat_row *rows, int n, const char *name)
 {
