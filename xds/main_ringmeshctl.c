@@ -1515,9 +1515,14 @@ static void stat_table(const struct stat_opts *o, const struct meshstat_row *row
         else
             snprintf(l[10], 80, "%.0f", r->requests);
         snprintf(l[11], 80, "%s", r->fqdn[0] ? r->fqdn : "-");
-        for (int c = 0; c < ncols; c++)
+        for (int c = 0; c < ncols; c++) {
+            /* label values are the sidecars' text: no terminal escapes from them */
+            for (char *ch = l[c]; *ch; ch++)
+                if ((unsigned char)*ch < 0x20 || *ch == 0x7f)
+                    *ch = '?';
             if (strlen(l[c]) > w[c])
                 w[c] = strlen(l[c]);
+        }
     }
     for (int i = 0; i <= n; i++)
         for (int c = 0; c < ncols; c++)

@@ -327,16 +327,27 @@ int meshstat_snap_add(struct meshstat_snap *s, int sidecar, const char *text, si
 
 /* ---- rows ------------------------------------------------------------------------------- */
 
-static const struct meshstat_entry *find_prev(const struct meshstat_snap *prev,
+static int entry_key_cmp(const void *x, const void *y)
+{
+    const struct meshstat_entry *a = *(const struct meshstat_entry *const *)x;
+    const struct meshstat_entry *b = *(const struct meshstat_entry *const *)y;
+    int c;
+    if (a->sidecar != b->sidecar)
+        return a->sidecar < b->sidecar ? -1 : 1;
+    if (a->reporter != b->reporter)
+        return a->reporter < b->reporter ? -1 : 1;
+    if ((c = strcmp(a->ns, b->ns)))
+        return c;
+    return strcmp(a->name, b->name);
+}
+
+/* e's entry in prev through by_key (prev's entries sorted by entry_key_cmp), or NULL. */
+static const struct meshstat_entry *find_prev(const struct meshstat_entry *const *by_key, size_t n,
                                               const struct meshstat_entry *e)
 {
-    for (size_t i = 0; i < prev->n; i++) {
-        const struct meshstat_entry *p = &prev->e[i];
-        if (p->sidecar == e->sidecar && p->reporter == e->reporter && !strcmp(p->name, e->name) &&
-            !strcmp(p->ns, e->ns))
-            return p;
-    }
-    return NULL;
+    const struct meshstat_entry *const *hit =
+        n ? bsearch(&e, by_key, n, sizeof(*by_key), entry_key_cmp) : NULL;
+    return hit ? *hit : NULL;
 }
 
 /* The bucket of p at bound le (0 when p has none there). */
@@ -430,9 +441,20 @@ int meshstat_rows(const struct meshstat_snap *prev, const struct meshstat_snap *
     bool *done = cur->n ? calloc(cur->n, sizeof(bool)) : NULL;
     struct acc a;
 
+    /* prev's entries by key, so each of cur's finds its earlier self in O(log n) */
+    size_t np = prev ? prev->n : 0;
+    const struct meshstat_entry **by_key = np ? malloc(np * sizeof(*by_key)) : NULL;
+
     *out = NULL;
-    if (cur->n && !done)
+    if ((cur->n && !done) || (np && !by_key)) {
+        free(done);
+        free(by_key);
         return -ENOMEM;
+    }
+    for (size_t i = 0; i < np; i++)
+        by_key[i] = &prev->e[i];
+    if (np > 1)
+        qsort(by_key, np, sizeof(*by_key), entry_key_cmp);
     for (size_t i = 0; i < cur->n; i++) {
         const struct meshstat_entry *e0 = &cur->e[i];
         enum meshstat_reporter use;
@@ -489,7 +511,7 @@ int meshstat_rows(const struct meshstat_snap *prev, const struct meshstat_snap *
             r->meshed += use == MESHSTAT_DESTINATION;
             if (!prev || !prev->scraped[e->sidecar])
                 continue; /* no earlier round from this sidecar: no delta */
-            p = find_prev(prev, e);
+            p = find_prev(by_key, np, e);
             acc_add(&a, r, e, p, interval_s);
         }
         r->rps = a.has_req ? r->requests / interval_s : NAN;
@@ -507,12 +529,14 @@ int meshstat_rows(const struct meshstat_snap *prev, const struct meshstat_snap *
         }
     }
     free(done);
+    free(by_key);
     if (n > 1)
         qsort(rows, (size_t)n, sizeof(*rows), row_cmp);
     *out = rows;
     return n;
 nomem:
     free(done);
+    free(by_key);
     meshstat_rows_free(rows, n);
     return -ENOMEM;
 }

@@ -97,12 +97,18 @@ check "it is named with its address on stderr, once" \
     eval '[ "$(grep -c "sidecar $DEAD ($DEAD): Could.*connect" <<<"$err")" = 1 ]'
 expect_row "the others still count" web "default web 2 70.00% 400.00 6.43ms 22.0ms 24.4ms -"
 mkdir -p "$IT_TMP/www" && cp "$FIX/b1.prom" "$IT_TMP/www/" && echo '<html>not metrics</html>' >"$IT_TMP/www/x.html"
+# a Service name with a newline and an escape character (ESC [2J would clear a terminal)
+printf 'ringmesh_requests_total{destination_service_name="ev\\nil\033[2J",destination_service_namespace="default"} 1\n' \
+    >"$IT_TMP/www/evil.prom"
 bg junk "$PY" -m http.server --bind 127.0.0.1 "$P8" --directory "$IT_TMP/www"
 wait_until 5 bash -c "exec 2>/dev/null 3<>/dev/tcp/127.0.0.1/$P8"
 run "$CTL" stat --sidecar "http://127.0.0.1:$P8/b1.prom,http://127.0.0.1:$P8/nothere" --interval 0.5
 check "a URL with a path; a 404 is named with its URL" \
     eval '[ "$rc" = 0 ] && grep -q "sidecar http://127.0.0.1:$P8/nothere (127.0.0.1:$P8): GET http://127.0.0.1:$P8/nothere: HTTP 404" <<<"$err"'
 expect_row "b1 twice: no change, 0 rps, no success rate" db "data db 0 - 0.00 - - - 10"
+run "$CTL" stat --sidecar "http://127.0.0.1:$P8/evil.prom" --interval 0.5
+check "control characters of label values are printed as ?" \
+    eval 'grep -q "^default *ev?il?\[2J " <<<"$out" && ! grep -q $'"'"'\e'"'"' <<<"$out"'
 run "$CTL" stat --sidecar "http://127.0.0.1:$P8/x.html" --interval 0.5
 check "a sidecar serving something else: named, with the line at fault; exit 1 (none scraped)" \
     eval '[ "$rc" = 1 ] && grep -q "not Prometheus text: line 1: " <<<"$err" && grep -q "no sidecar could be scraped" <<<"$err"'
