@@ -1166,7 +1166,8 @@ static const char usage_stat[] =
     "  MESHED        sidecars that served the Service (reported it as reporter=destination);\n"
     "                0: only its callers' sidecars saw it (the Service has none of its own)\n"
     "  SUCCESS       requests not answered 5xx (nor a gRPC status other than 0), of all\n"
-    "  RPS           requests per second: the growth of *_requests_total divided by S\n"
+    "  RPS           requests per second: the growth of *_requests_total divided by S (by\n"
+    "                the real gap instead when a round of scrapes started late)\n"
     "  LATENCY_P50 LATENCY_P95 LATENCY_P99\n"
     "                of *_request_duration_milliseconds, from the growth of its buckets,\n"
     "                interpolated inside a bucket as Prometheus's histogram_quantile()\n"
@@ -1755,8 +1756,10 @@ static int cmd_stat(int argc, char **argv)
         double t;
         if (!stat_sleep_until(t_next))
             break;
-        /* late (a slow scrape): the round starts now, and the rate uses the real gap */
-        t = stat_now() > t_next + 0.05 ? stat_now() : t_next;
+        /* late (a slow scrape, a busy machine): the round starts now, and the rate uses
+         * the real gap; on time, the rate divides by the interval itself */
+        double now = stat_now();
+        t = now > t_next + (o.interval_s < 0.5 ? 0.1 * o.interval_s : 0.05) ? now : t_next;
         t_next = t + o.interval_s;
         if (o.discover && (rounds == 0 || o.watch)) {
             if ((rc = stat_discover(&o, &ts, rounds > 0))) {
