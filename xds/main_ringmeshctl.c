@@ -7,6 +7,9 @@
  *   ringmeshctl delete KIND NAME [-n NS] | delete -f FILE
  *   ringmeshctl get KIND [NAME] [-n NS] [-o yaml|json]     a table by default
  *   ringmeshctl proxy-status                  the sidecars connected and what they ACKed
+ *   ringmeshctl stat [SERVICE] [-n NS] [-o wide|json] [--watch] [--interval S] [--sidecar A]
+ *       golden metrics per Service from the sidecars' /stats/prometheus (xds/meshstat.c),
+ *       the sidecars found through proxy-status (their pod IPs) unless --sidecar names them
  *   ringmeshctl ca token --dir D --ns N --sa S [--ttl 24h]  a bootstrap token for Sign
  *
  * and the CA:
@@ -23,12 +26,16 @@
  * I/O. Each file is written whole to a temporary name in its directory and renamed over the
  * old one, so a reader never sees half a key. Exit status: 0 done, 1 failed, 2 bad usage.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +51,7 @@
 #include "ca.h"
 #include "client.h"
 #include "fileio.h"
+#include "meshstat.h"
 #include "model.h"
 
 #define EXIT_USAGE    2
@@ -58,6 +66,8 @@ static const char usage_top[] =
     "  get            show its objects\n"
     "  proxy-status   the sidecars connected to it and what they ACKed or NACKed\n"
     "  proxy-config   a sidecar's compiled configuration (its admin /config_dump)\n"
+    "  stat           golden metrics per Service (success, req/s, latency, TCP) from the\n"
+    "                 sidecars' Prometheus metrics\n"
     "  ca init        create the mesh's root CA (ECDSA P-256)\n"
     "  ca issue       issue a workload's key and X.509-SVID signed by that root\n"
     "  ca token       make a bootstrap token for a workload's first certificate\n"
@@ -195,7 +205,8 @@ static void fmt_time(time_t t, char *buf, size_t cap)
 
 /* Flags shared by the subcommands; each uses some. */
 enum { OPT_DIR = 1, OPT_TD, OPT_DAYS, OPT_HOURS, OPT_NS, OPT_SA, OPT_OUT, OPT_FORCE, OPT_HELP,
-       OPT_TTL, OPT_FILE, OPT_OUTPUT, OPT_SERVER, OPT_TOKEN };
+       OPT_TTL, OPT_FILE, OPT_OUTPUT, OPT_SERVER, OPT_TOKEN, OPT_INTERVAL, OPT_SIDECAR,
+       OPT_PORT };
 
 /* getopt_long with our own messages: returns the option, -1 at the end, or 0 after printing a
  * usage error (into *rc). */
@@ -1142,6 +1153,683 @@ static int cmd_ca_token(int argc, char **argv)
     return 0;
 }
 
+/* ---- stat: golden metrics per Service from the sidecars' Prometheus metrics ------------ */
+
+static const char usage_stat[] =
+    "usage: ringmeshctl stat [SERVICE] [-n NS] [-o wide|json] [--watch] [--interval S]\n"
+    "                        [--sidecar HOST:PORT]... [--port P] [--server URL] [--token T]\n"
+    "\n"
+    "Golden metrics per Service, from the sidecars' Prometheus metrics (GET\n"
+    "/stats/prometheus on their stats port; ringmesh_* or istio_* names): the sidecars are\n"
+    "scraped twice, S seconds apart, and each row is what changed in between:\n"
+    "\n"
+    "  MESHED        sidecars that served the Service (reported it as reporter=destination);\n"
+    "                0: only its callers' sidecars saw it (the Service has none of its own)\n"
+    "  SUCCESS       requests not answered 5xx (nor a gRPC status other than 0), of all\n"
+    "  RPS           requests per second: the growth of *_requests_total divided by S (by\n"
+    "                the real gap instead when a round of scrapes started late)\n"
+    "  LATENCY_P50 LATENCY_P95 LATENCY_P99\n"
+    "                of *_request_duration_milliseconds, from the growth of its buckets,\n"
+    "                interpolated inside a bucket as Prometheus's histogram_quantile()\n"
+    "  TCP_CONN      TCP connections open now (opened - closed)\n"
+    "\n"
+    "Counted from reporter=\"destination\" series (what the servers' sidecars saw), or\n"
+    "from reporter=\"source\" for a Service no sidecar serves; -o wide says which (REPORTER).\n"
+    "The sidecars' cardinality cap (every label \"overflow\") is a row named (overflow).\n"
+    "\"-\": no data (no requests in the interval, no histogram, no TCP series).\n"
+    "\n"
+    "  SERVICE            only this Service: NAME, NAME.NS or its FQDN\n"
+    "  -n, --namespace NS only Services in NS\n"
+    "  -o, --output F     wide (adds REPORTER, REQUESTS, FQDN) or json\n"
+    "  -w, --watch        a new table every S seconds until interrupted (the screen is\n"
+    "                     cleared when stdout is a terminal; otherwise each table follows a\n"
+    "                     \"# TIME\" line; with -o json one JSON document per line)\n"
+    "  --interval S       seconds between scrapes, 0.1..3600 (default 1)\n"
+    "  --sidecar HOST:PORT  scrape this metrics endpoint (repeatable, or a comma list; a\n"
+    "                     URL http://HOST:PORT/PATH too); without it, the sidecars the\n"
+    "                     control plane lists (proxy-status) on their pod IP and --port\n"
+    "  --port P           the sidecars' stats port when found through the control plane\n"
+    "                     (default 15090)\n"
+    "  --server URL, --token T   the control plane, as for the other commands\n"
+    "  --help             this text\n"
+    "\n"
+    "A sidecar that cannot be scraped is named on stderr with its address; the others still\n"
+    "count. Exit status: 0, 1 when the control plane cannot be asked or no sidecar could be\n"
+    "scraped, 2 bad usage.\n";
+
+#define STAT_MAX_BODY     (16u << 20)
+#define STAT_DEFAULT_PORT 15090
+
+/* One metrics endpoint; its index in the target list is its meshstat sidecar index. */
+struct stat_target {
+    char *name;     /* owned: NS/POD, or what --sidecar said */
+    char *addr;     /* owned: HOST:PORT */
+    char *url;      /* owned */
+    char *last_err; /* owned: the failure last reported, NULL when the last scrape worked */
+    bool live;      /* listed in this round */
+};
+
+struct stat_opts {
+    const char *service, *ns, *server, *token;
+    bool wide, json, watch;
+    double interval_s;
+    unsigned port;
+    bool discover;
+};
+
+struct stat_targets {
+    struct stat_target *t;
+    int n;
+};
+
+static volatile sig_atomic_t stat_stop;
+
+static void stat_on_signal(int sig)
+{
+    (void)sig;
+    stat_stop = 1;
+}
+
+/* Adds (or finds) the target name at url; -1 when the list is full. */
+static int stat_target_add(struct stat_targets *ts, const char *name, const char *addr,
+                           const char *url)
+{
+    for (int i = 0; i < ts->n; i++)
+        if (!strcmp(ts->t[i].name, name) && !strcmp(ts->t[i].url, url)) {
+            ts->t[i].live = true;
+            return i;
+        }
+    if (ts->n == MESHSTAT_MAX_SIDECARS)
+        return -1;
+    struct stat_target *nt = realloc(ts->t, (size_t)(ts->n + 1) * sizeof(*nt));
+    if (!nt)
+        return -1;
+    ts->t = nt;
+    nt = &ts->t[ts->n];
+    *nt = (struct stat_target){
+        .name = strdup(name), .addr = strdup(addr), .url = strdup(url), .live = true};
+    if (!nt->name || !nt->addr || !nt->url) {
+        free(nt->name);
+        free(nt->addr);
+        free(nt->url);
+        return -1;
+    }
+    return ts->n++;
+}
+
+static void stat_targets_free(struct stat_targets *ts)
+{
+    for (int i = 0; i < ts->n; i++) {
+        free(ts->t[i].name);
+        free(ts->t[i].addr);
+        free(ts->t[i].url);
+        free(ts->t[i].last_err);
+    }
+    free(ts->t);
+}
+
+/* --sidecar ITEM: HOST:PORT, [V6]:PORT or http://HOST:PORT[/PATH]. Fills addr and url;
+ * false with why when it is neither. */
+static bool stat_parse_sidecar(const char *item, char *addr, size_t acap, char *url, size_t ucap,
+                               char *why, size_t wcap)
+{
+    const char *hp = item, *path = "/stats/prometheus", *colon;
+    size_t hl;
+    unsigned port;
+    char portbuf[8];
+
+    if (!strncmp(item, "http://", 7)) {
+        hp = item + 7;
+        const char *slash = strchr(hp, '/');
+        hl = slash ? (size_t)(slash - hp) : strlen(hp);
+        if (slash && slash[1])
+            path = slash;
+    } else {
+        if (!strncmp(item, "https://", 8)) {
+            snprintf(why, wcap, "https is not supported (the stats port is plaintext)");
+            return false;
+        }
+        hl = strlen(hp);
+    }
+    if (hl == 0 || hl >= acap) {
+        snprintf(why, wcap, "want HOST:PORT");
+        return false;
+    }
+    memcpy(addr, hp, hl);
+    addr[hl] = '\0';
+    colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (addr[0] == '[' && colon[-1] != ']') ||
+        (addr[0] != '[' && strchr(addr, ':') != colon)) {
+        snprintf(why, wcap, "want HOST:PORT (an IPv6 address in brackets: [::1]:15090)");
+        return false;
+    }
+    snprintf(portbuf, sizeof(portbuf), "%s", colon + 1);
+    if (strlen(colon + 1) > 5 || !parse_uint(portbuf, 1, 65535, &port)) {
+        snprintf(why, wcap, "port \"%s\": want 1..65535", colon + 1);
+        return false;
+    }
+    for (const char *c = addr; c < colon; c++)
+        if (!(isalnum((unsigned char)*c) || strchr(".-_[]:", *c))) {
+            snprintf(why, wcap, "host \"%.*s\": not a host name or address", (int)(colon - addr),
+                     addr);
+            return false;
+        }
+    if ((size_t)snprintf(url, ucap, "http://%s%s", addr, path) >= ucap) {
+        snprintf(why, wcap, "too long");
+        return false;
+    }
+    return true;
+}
+
+/* The sidecars the control plane lists: each on its pod IP and o->port. 0, or 1 after
+ * printing why the control plane could not be asked. */
+static int stat_discover(const struct stat_opts *o, struct stat_targets *ts, bool quiet)
+{
+    struct http_resp r;
+    int rc;
+    cJSON *doc, *p;
+
+    if ((rc = api_call(o->server, o->token, "GET", "/api/v1/proxy-status", NULL, 0, NULL, &r)))
+        return rc;
+    if (r.status != 200) {
+        rc = server_error(&r);
+        free(r.body);
+        return rc;
+    }
+    doc = cJSON_Parse(r.body ? r.body : "");
+    free(r.body);
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(doc, "proxies"))) {
+        cJSON_Delete(doc);
+        return fail("%s/api/v1/proxy-status: no \"proxies\" list in the answer", o->server);
+    }
+    for (int i = 0; i < ts->n; i++)
+        ts->t[i].live = false;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(doc, "proxies"))
+    {
+        const char *pod = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "pod"));
+        const char *ns = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "namespace"));
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "node_id"));
+        const char *ip = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "pod_ip"));
+        char name[512], addr[128], url[256];
+        if (pod && *pod)
+            snprintf(name, sizeof(name), "%s/%s", ns && *ns ? ns : "?", pod);
+        else
+            snprintf(name, sizeof(name), "%s", id && *id ? id : "(unnamed sidecar)");
+        if (!ip || !*ip) {
+            if (!quiet)
+                fprintf(stderr,
+                        "%s: sidecar %s: the control plane knows no pod IP for it (started "
+                        "without --pod-ip?): not scraped\n",
+                        cmd_name, name);
+            continue;
+        }
+        snprintf(addr, sizeof(addr), strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, o->port);
+        snprintf(url, sizeof(url), "http://%s/stats/prometheus", addr);
+        if (stat_target_add(ts, name, addr, url) < 0) {
+            cJSON_Delete(doc);
+            return fail("more than %d sidecars", MESHSTAT_MAX_SIDECARS);
+        }
+    }
+    cJSON_Delete(doc);
+    return 0;
+}
+
+static void stat_report(struct stat_target *t, const char *why)
+{
+    if (t->last_err && !strcmp(t->last_err, why))
+        return; /* said already: a watch does not repeat it every round */
+    fprintf(stderr, "%s: sidecar %s (%s): %s\n", cmd_name, t->name, t->addr, why);
+    free(t->last_err);
+    t->last_err = strdup(why);
+}
+
+/* Scrapes every live target at once into snap; returns how many were scraped. */
+static int stat_scrape(struct stat_targets *ts, struct meshstat_snap *snap)
+{
+    CURLM *m = curl_multi_init();
+    CURL **easy = calloc((size_t)ts->n + 1, sizeof(*easy));
+    struct xds_body *body = calloc((size_t)ts->n + 1, sizeof(*body));
+    int running = 0, scraped = 0;
+    char err[512], why[700];
+
+    if (!m || !easy || !body) {
+        fprintf(stderr, "%s: out of memory\n", cmd_name);
+        goto out;
+    }
+    for (int i = 0; i < ts->n; i++) {
+        if (!ts->t[i].live || !(easy[i] = curl_easy_init()))
+            continue;
+        body[i].max = STAT_MAX_BODY;
+        curl_easy_setopt(easy[i], CURLOPT_URL, ts->t[i].url);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, xds_body_write);
+        curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, &body[i]);
+        curl_easy_setopt(easy[i], CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
+        curl_multi_add_handle(m, easy[i]);
+    }
+    do {
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    } while (running && !stat_stop);
+    for (CURLMsg *msg; (msg = curl_multi_info_read(m, &running));) {
+        char *priv;
+        long code = 0;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        int i = (int)(intptr_t)priv;
+        struct stat_target *t = &ts->t[i];
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        if (msg->data.result != CURLE_OK) {
+            snprintf(why, sizeof(why), "%s%s", curl_easy_strerror(msg->data.result),
+                     msg->data.result == CURLE_WRITE_ERROR ? " (over 16 MiB?)" : "");
+            stat_report(t, why);
+        } else if (code != 200) {
+            snprintf(why, sizeof(why), "GET %s: HTTP %ld", t->url, code);
+            stat_report(t, why);
+        } else if (meshstat_snap_add(snap, i, body[i].p ? body[i].p : "", body[i].len, err,
+                                     sizeof(err))) {
+            snprintf(why, sizeof(why), "GET %s: not Prometheus text: %s", t->url, err);
+            stat_report(t, why);
+        } else {
+            scraped++;
+            free(t->last_err);
+            t->last_err = NULL;
+        }
+    }
+out:
+    for (int i = 0; easy && i < ts->n; i++) {
+        if (easy[i]) {
+            curl_multi_remove_handle(m, easy[i]);
+            curl_easy_cleanup(easy[i]);
+        }
+        free(body[i].p);
+    }
+    free(easy);
+    free(body);
+    if (m)
+        curl_multi_cleanup(m);
+    return scraped;
+}
+
+static void stat_fmt_ms(double v, char *buf, size_t cap)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "-");
+    else if (v < 10)
+        snprintf(buf, cap, "%.2fms", v);
+    else if (v < 100)
+        snprintf(buf, cap, "%.1fms", v);
+    else
+        snprintf(buf, cap, "%.0fms", v);
+}
+
+#define STAT_COLS 12
+
+static void stat_table(const struct stat_opts *o, const struct meshstat_row *rows, int n)
+{
+    static const char *const head[STAT_COLS] = {
+        "NAMESPACE",   "SERVICE",     "MESHED",   "SUCCESS",  "RPS",      "LATENCY_P50",
+        "LATENCY_P95", "LATENCY_P99", "TCP_CONN", "REPORTER", "REQUESTS", "FQDN"};
+    int ncols = o->wide ? 12 : 9;
+    size_t w[STAT_COLS];
+    char(*cell)[STAT_COLS][80] = calloc((size_t)n + 1, sizeof(*cell));
+    if (!cell) {
+        fprintf(stderr, "%s: out of memory\n", cmd_name);
+        return;
+    }
+    for (int c = 0; c < ncols; c++) {
+        snprintf(cell[0][c], sizeof(cell[0][c]), "%s", head[c]);
+        w[c] = strlen(head[c]);
+    }
+    for (int i = 0; i < n; i++) {
+        const struct meshstat_row *r = &rows[i];
+        char(*l)[80] = cell[i + 1];
+        snprintf(l[0], 80, "%s", r->ns);
+        snprintf(l[1], 80, "%s", r->name);
+        if (r->reporter == MESHSTAT_OVERFLOWED)
+            snprintf(l[2], 80, "-");
+        else
+            snprintf(l[2], 80, "%d", r->meshed);
+        if (isnan(r->success))
+            snprintf(l[3], 80, "-");
+        else
+            snprintf(l[3], 80, "%.2f%%", 100 * r->success);
+        if (isnan(r->rps))
+            snprintf(l[4], 80, "-");
+        else
+            snprintf(l[4], 80, "%.2f", r->rps);
+        stat_fmt_ms(r->p50_ms, l[5], 80);
+        stat_fmt_ms(r->p95_ms, l[6], 80);
+        stat_fmt_ms(r->p99_ms, l[7], 80);
+        if (isnan(r->tcp_open))
+            snprintf(l[8], 80, "-");
+        else
+            snprintf(l[8], 80, "%.0f", r->tcp_open);
+        snprintf(l[9], 80, "%s", meshstat_reporter_str(r->reporter));
+        if (isnan(r->requests))
+            snprintf(l[10], 80, "-");
+        else
+            snprintf(l[10], 80, "%.0f", r->requests);
+        snprintf(l[11], 80, "%s", r->fqdn[0] ? r->fqdn : "-");
+        for (int c = 0; c < ncols; c++) {
+            /* label values are the sidecars' text: no terminal escapes from them */
+            for (char *ch = l[c]; *ch; ch++)
+                if ((unsigned char)*ch < 0x20 || *ch == 0x7f)
+                    *ch = '?';
+            if (strlen(l[c]) > w[c])
+                w[c] = strlen(l[c]);
+        }
+    }
+    for (int i = 0; i <= n; i++)
+        for (int c = 0; c < ncols; c++)
+            printf(c + 1 < ncols ? "%-*s   " : "%-.*s\n", (int)w[c], cell[i][c]);
+    free(cell);
+}
+
+static void stat_json_num(cJSON *o, const char *k, double v)
+{
+    if (isnan(v) || isinf(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
+}
+
+static void stat_json(const struct stat_opts *o, const struct meshstat_row *rows, int n,
+                      const struct stat_targets *ts, const struct meshstat_snap *prev,
+                      const struct meshstat_snap *cur, const char *when)
+{
+    cJSON *d = cJSON_CreateObject(), *arr, *x;
+    cJSON_AddStringToObject(d, "time", when);
+    cJSON_AddNumberToObject(d, "interval_seconds", o->interval_s);
+    arr = cJSON_AddArrayToObject(d, "services");
+    for (int i = 0; i < n; i++) {
+        const struct meshstat_row *r = &rows[i];
+        x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "namespace", r->ns);
+        cJSON_AddStringToObject(x, "service", r->name);
+        cJSON_AddStringToObject(x, "fqdn", r->fqdn);
+        cJSON_AddStringToObject(x, "reporter", meshstat_reporter_str(r->reporter));
+        cJSON_AddNumberToObject(x, "meshed", r->meshed);
+        stat_json_num(x, "requests", r->requests);
+        stat_json_num(x, "success_rate", r->success);
+        stat_json_num(x, "rps", r->rps);
+        stat_json_num(x, "latency_ms_p50", r->p50_ms);
+        stat_json_num(x, "latency_ms_p95", r->p95_ms);
+        stat_json_num(x, "latency_ms_p99", r->p99_ms);
+        stat_json_num(x, "tcp_connections", r->tcp_open);
+        stat_json_num(x, "tcp_sent_bytes_per_second", r->tcp_sent_bps);
+        stat_json_num(x, "tcp_received_bytes_per_second", r->tcp_received_bps);
+        cJSON_AddItemToArray(arr, x);
+    }
+    arr = cJSON_AddArrayToObject(d, "sidecars");
+    for (int i = 0; i < ts->n; i++) {
+        const struct stat_target *t = &ts->t[i];
+        if (!t->live)
+            continue;
+        x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", t->name);
+        cJSON_AddStringToObject(x, "address", t->addr);
+        cJSON_AddBoolToObject(x, "scraped", cur->scraped[i] && (!prev || prev->scraped[i]));
+        if (t->last_err)
+            cJSON_AddStringToObject(x, "error", t->last_err);
+        else
+            cJSON_AddNullToObject(x, "error");
+        cJSON_AddItemToArray(arr, x);
+    }
+    char *s = o->watch ? cJSON_PrintUnformatted(d) : cJSON_Print(d);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    cJSON_Delete(d);
+}
+
+static double stat_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sleeps until the monotonic time t; false when interrupted by a stop signal. */
+static bool stat_sleep_until(double t)
+{
+    struct timespec ts = {.tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)};
+    while (!stat_stop) {
+        int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        if (r == 0)
+            return !stat_stop;
+        if (r != EINTR)
+            return false;
+    }
+    return false;
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"namespace", required_argument, NULL, 'n'},
+        {"output", required_argument, NULL, 'o'},
+        {"watch", no_argument, NULL, 'w'},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"sidecar", required_argument, NULL, OPT_SIDECAR},
+        {"port", required_argument, NULL, OPT_PORT},
+        {"server", required_argument, NULL, OPT_SERVER},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct stat_opts o = {.interval_s = 1, .port = STAT_DEFAULT_PORT, .discover = true};
+    struct stat_targets ts = {0};
+    struct meshstat_snap snaps[2];
+    struct meshstat_filter filt;
+    bool port_given = false;
+    int c, rc = 0, rounds = 0, ok_rounds = 0;
+    double t_prev = 0, t_next;
+    char when[32];
+
+    cmd_name = "ringmeshctl stat";
+    meshstat_snap_init(&snaps[0]);
+    meshstat_snap_init(&snaps[1]);
+    while ((c = getopt_long(argc, argv, ":n:o:w", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            if (!model_is_dns_label(optarg)) {
+                rc = usage_error(usage_stat, "-n \"%s\": want a namespace (a DNS label)", optarg);
+                goto out;
+            }
+            o.ns = optarg;
+            break;
+        case 'o':
+            if (!strcmp(optarg, "wide"))
+                o.wide = true;
+            else if (!strcmp(optarg, "json"))
+                o.json = true;
+            else {
+                rc = usage_error(usage_stat, "-o: want wide or json, got \"%s\"", optarg);
+                goto out;
+            }
+            break;
+        case 'w':
+            o.watch = true;
+            break;
+        case OPT_INTERVAL: {
+            char *end;
+            errno = 0;
+            o.interval_s = strtod(optarg, &end);
+            if (end == optarg || (*end && strcmp(end, "s")) || errno || !(o.interval_s >= 0.1) ||
+                o.interval_s > 3600) {
+                rc = usage_error(usage_stat, "--interval: want seconds, 0.1..3600, got \"%s\"",
+                                 optarg);
+                goto out;
+            }
+            break;
+        }
+        case OPT_SIDECAR: {
+            char *list = strdup(optarg), *save = NULL, *item;
+            if (!list) {
+                rc = fail("out of memory");
+                goto out;
+            }
+            o.discover = false;
+            for (item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                char addr[300], url[600], why[200];
+                while (*item == ' ')
+                    item++;
+                if (!stat_parse_sidecar(item, addr, sizeof(addr), url, sizeof(url), why,
+                                        sizeof(why))) {
+                    rc = usage_error(usage_stat, "--sidecar \"%s\": %s", item, why);
+                    free(list);
+                    goto out;
+                }
+                if (stat_target_add(&ts, item, addr, url) < 0) {
+                    rc = usage_error(usage_stat, "--sidecar: more than %d", MESHSTAT_MAX_SIDECARS);
+                    free(list);
+                    goto out;
+                }
+            }
+            free(list);
+            if (ts.n == 0) {
+                rc = usage_error(usage_stat, "--sidecar \"%s\": want HOST:PORT", optarg);
+                goto out;
+            }
+            break;
+        }
+        case OPT_PORT:
+            if (!parse_uint(optarg, 1, 65535, &o.port)) {
+                rc = usage_error(usage_stat, "--port: want 1..65535, got \"%s\"", optarg);
+                goto out;
+            }
+            port_given = true;
+            break;
+        case OPT_SERVER:
+            o.server = optarg;
+            break;
+        case OPT_TOKEN:
+            o.token = optarg;
+            break;
+        case OPT_HELP:
+            fputs(usage_stat, stdout);
+            goto out;
+        case ':':
+            rc = usage_error(usage_stat, "%s needs a value", argv[optind - 1]);
+            goto out;
+        default:
+            rc = usage_error(usage_stat, "unknown flag %s", argv[optind - 1]);
+            goto out;
+        }
+    }
+    if (argc - optind > 1) {
+        rc = usage_error(usage_stat, "unexpected argument \"%s\" (one SERVICE at most)",
+                         argv[optind + 1]);
+        goto out;
+    }
+    if (optind < argc) {
+        o.service = argv[optind];
+        if (!*o.service) {
+            rc = usage_error(usage_stat, "SERVICE: empty");
+            goto out;
+        }
+    }
+    if (port_given && !o.discover) {
+        rc = usage_error(usage_stat, "--port is for sidecars found through the control plane; "
+                                     "--sidecar names its own port");
+        goto out;
+    }
+    o.server = server_url(o.server);
+    filt = (struct meshstat_filter){.service = o.service, .ns = o.ns};
+
+    struct sigaction sa = {.sa_handler = stat_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    bool tty = isatty(STDOUT_FILENO);
+
+    t_next = stat_now();
+    for (;;) {
+        struct meshstat_snap *cur = &snaps[rounds % 2], *prev = &snaps[(rounds + 1) % 2];
+        int live = 0;
+        double t;
+        if (!stat_sleep_until(t_next))
+            break;
+        /* late (a slow scrape, a busy machine): the round starts now, and the rate uses
+         * the real gap; on time, the rate divides by the interval itself */
+        double now = stat_now();
+        t = now > t_next + (o.interval_s < 0.5 ? 0.1 * o.interval_s : 0.05) ? now : t_next;
+        t_next = t + o.interval_s;
+        if (o.discover && (rounds == 0 || o.watch)) {
+            if ((rc = stat_discover(&o, &ts, rounds > 0))) {
+                if (rounds == 0)
+                    goto out;
+                rc = 0; /* a watch keeps the sidecars it knew */
+            }
+        }
+        for (int i = 0; i < ts.n; i++)
+            live += ts.t[i].live;
+        if (live == 0) {
+            rc = fail(o.discover ? "no sidecars to scrape: the control plane at %s lists none "
+                                   "with a pod IP"
+                                 : "no sidecars to scrape%s",
+                      o.discover ? o.server : "");
+            goto out;
+        }
+        meshstat_snap_free(cur);
+        meshstat_snap_init(cur);
+        stat_scrape(&ts, cur);
+        if (stat_stop)
+            break;
+        if (rounds++ == 0) {
+            t_prev = t;
+            continue;
+        }
+        struct meshstat_row *rows;
+        int n = meshstat_rows(prev, cur, t - t_prev, &filt, &rows);
+        t_prev = t;
+        if (n < 0) {
+            rc = fail("out of memory");
+            goto out;
+        }
+        int both = 0;
+        for (int i = 0; i < ts.n; i++)
+            both += ts.t[i].live && cur->scraped[i] && prev->scraped[i];
+        ok_rounds += both > 0;
+        fmt_time(time(NULL), when, sizeof(when));
+        if (o.json) {
+            stat_json(&o, rows, n, &ts, prev, cur, when);
+        } else {
+            if (o.watch && tty)
+                printf(
+                    "\033[H\033[2J%s: every %gs, %d of %d sidecars scraped, %s (Ctrl-C stops)\n\n",
+                    cmd_name, o.interval_s, both, live, when);
+            else if (o.watch)
+                printf("# %s\n", when);
+            stat_table(&o, rows, n);
+            if (o.watch && !tty)
+                printf("\n");
+        }
+        fflush(stdout);
+        if (n == 0 && both > 0 && !o.watch)
+            fprintf(stderr, "%s: no per-Service series%s in what %d sidecar(s) served\n", cmd_name,
+                    o.service || o.ns ? " matching the filter" : "", both);
+        meshstat_rows_free(rows, n);
+        if (!o.watch)
+            break;
+    }
+    if (stat_stop)
+        rc = o.watch ? 0 : fail("interrupted");
+    else if (!o.watch && ok_rounds == 0)
+        rc = fail("no sidecar could be scraped twice: no rates");
+out:
+    meshstat_snap_free(&snaps[0]);
+    meshstat_snap_free(&snaps[1]);
+    stat_targets_free(&ts);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opterr = 0;
@@ -1164,6 +1852,8 @@ int main(int argc, char **argv)
         return cmd_get(argc - 1, argv + 1);
     if (!strcmp(argv[1], "proxy-status"))
         return cmd_proxy_status(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "stat"))
+        return cmd_stat(argc - 1, argv + 1);
     if (strcmp(argv[1], "ca") != 0)
         return usage_error(usage_top, "unknown command \"%s\"", argv[1]);
     if (argc < 3)

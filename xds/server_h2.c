@@ -60,6 +60,7 @@ struct xds_stream {
     bool in_server;   /* on srv->streams */
     /* xDS */
     char *node_id, *pod, *ns; /* owned; from the first line's node */
+    char *pod_ip;             /* owned; metadata.pod_ip, else node id's second field */
     time_t connected_at;
     uint64_t nonce;
     uint64_t want_since_ms; /* when a push became due (for the histogram) */
@@ -92,6 +93,27 @@ static const char *kind_type_url(int i)
     return store_type_url(store_push_order[i]);
 }
 
+/* The pod's IP as its node reports it: metadata.pod_ip, else the second field of an
+ * Istio node id (type~ip~pod.ns~ns.svc.domain); "" when neither has one. Only an address's
+ * characters are kept: it is shown to operators and scraped by ringmeshctl stat. */
+static char *node_pod_ip(const char *node_id, const cJSON *md_ip)
+{
+    char ip[64] = "";
+    const char *s = cJSON_IsString(md_ip) ? md_ip->valuestring : NULL;
+    size_t n = 0;
+    if ((!s || !*s) && node_id && (s = strchr(node_id, '~')))
+        s++;
+    for (; s && *s && *s != '~' && n + 1 < sizeof(ip); s++) {
+        if (!strchr("0123456789abcdefABCDEF.:", *s)) {
+            n = 0;
+            break;
+        }
+        ip[n++] = *s;
+    }
+    ip[n] = '\0';
+    return strdup(ip);
+}
+
 static void stream_free(struct xds_stream *st)
 {
     struct xds_conn *c = st->c;
@@ -121,6 +143,7 @@ static void stream_free(struct xds_stream *st)
     free(st->node_id);
     free(st->pod);
     free(st->ns);
+    free(st->pod_ip);
     free(st);
 }
 
@@ -275,6 +298,7 @@ static void stream_line(struct xds_stream *st, const char *line, size_t len)
         st->node_id = strdup(cJSON_IsString(id) ? id->valuestring : "");
         st->pod = strdup(cJSON_IsString(pod) ? pod->valuestring : "");
         st->ns = strdup(cJSON_IsString(ns) ? ns->valuestring : "");
+        st->pod_ip = node_pod_ip(st->node_id, cJSON_GetObjectItemCaseSensitive(md, "pod_ip"));
         log_info("conn %llu: xDS stream %d is %s (pod %s, namespace %s)",
                  (unsigned long long)st->c->id, st->id, st->node_id ? st->node_id : "",
                  st->pod ? st->pod : "", st->ns ? st->ns : "");
@@ -828,6 +852,7 @@ char *xds_proxy_status_json(struct xds_server *srv)
         cJSON_AddStringToObject(p, "node_id", st->node_id ? st->node_id : "");
         cJSON_AddStringToObject(p, "pod", st->pod ? st->pod : "");
         cJSON_AddStringToObject(p, "namespace", st->ns ? st->ns : "");
+        cJSON_AddStringToObject(p, "pod_ip", st->pod_ip ? st->pod_ip : "");
         rfc3339(st->connected_at, tbuf, sizeof(tbuf));
         cJSON_AddStringToObject(p, "connected_at", tbuf);
         cJSON_AddStringToObject(p, "identity", st->c->peer_id);

@@ -84,7 +84,8 @@ int store_dir_read(const char *dir, struct store_obj ***objs, size_t *n, char *e
         snprintf(err, errlen, "%s: out of memory", dir);
         goto out;
     }
-    qsort(names, nn, sizeof(*names), name_cmp);
+    if (nn) /* qsort(NULL, 0) is undefined: an empty directory lists nothing */
+        qsort(names, nn, sizeof(*names), name_cmp);
     for (size_t i = 0; i < nn && !rc; i++) {
         char *buf = NULL;
         size_t len = 0;

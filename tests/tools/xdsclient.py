@@ -94,11 +94,11 @@ class Client:
         for i, t in enumerate(TYPES):
             line = {"type_url": t, "resource_names_subscribe": ["*"]}
             if i == 0:
-                line["node"] = {"id": "sidecar~10.0.0.5~%s.%s~%s.svc.cluster.local" %
-                                (self.args.pod, self.args.ns, self.args.ns),
+                line["node"] = {"id": "sidecar~%s~%s.%s~%s.svc.cluster.local" %
+                                (self.args.pod_ip, self.args.pod, self.args.ns, self.args.ns),
                                 "cluster": "web",
                                 "metadata": {"namespace": self.args.ns, "pod": self.args.pod,
-                                             "service_account": "web", "pod_ip": "10.0.0.5"},
+                                             "service_account": "web", "pod_ip": self.args.pod_ip},
                                 "user_agent_name": "xdsclient.py"}
             if resume.get(t):
                 line["initial_resource_versions"] = resume[t]
@@ -170,6 +170,7 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--pod", default="web-1")
     ap.add_argument("--ns", default="default")
+    ap.add_argument("--pod-ip", default="10.0.0.5")
     ap.add_argument("--state")
     ap.add_argument("--resume")
     ap.add_argument("--auto-ack", action="store_true")
