@@ -600,30 +600,33 @@ static struct cluster_sum *sum_views(struct cluster_set_view **v, int nv, size_t
             cs->os.skipped_max_percent += cv->outlier_stats.skipped_max_percent;
             cs->os.unejections += cv->outlier_stats.unejections;
             for (size_t h = 0; hosts && h < cv->n_hosts; h++) {
-                const struct cluster_view_host *vh = &hosts[h];
-                struct host_sum *hs = NULL;
-                for (size_t x = 0; x < cs->nhosts && !hs; x++)
-                    if (memcmp(&cs->hosts[x].h.addr, &vh->addr, sizeof(vh->addr)) == 0)
-                        hs = &cs->hosts[x];
-                if (!hs) {
-                    hs = &cs->hosts[cs->nhosts++];
-                    hs->h = *vh;
-                    memset(&hs->h.rq, 0, sizeof(hs->h.rq));
-                    hs->h.rq_active = hs->h.cx_active = 0;
-                    hs->h.ejected = false;
-                }
-                hs->h.rq.rq_total += vh->rq.rq_total;
-                hs->h.rq.rq_success += vh->rq.rq_success;
-                hs->h.rq.rq_error += vh->rq.rq_error;
-                hs->h.rq.rq_timeout += vh->rq.rq_timeout;
-                hs->h.rq.ejections += vh->rq.ejections;
-                hs->h.rq_active += vh->rq_active;
-                hs->h.cx_active += vh->cx_active;
-                hs->h.ejected = hs->h.ejected || vh->ejected;
-                hs->workers_ejected += vh->ejected;
+                cs->hosts[cs->nhosts].h = hosts[h];
+                cs->hosts[cs->nhosts++].workers_ejected = hosts[h].ejected;
             }
         }
+        /* every worker's copy of an endpoint side by side, then each run summed into one */
         qsort(cs->hosts, cs->nhosts, sizeof(*cs->hosts), host_addr_cmp);
+        size_t out = 0;
+        for (size_t x = 0; x < cs->nhosts; x++) {
+            const struct cluster_view_host *vh = &cs->hosts[x].h;
+            struct host_sum *d = out ? &cs->hosts[out - 1] : NULL;
+            if (!d || memcmp(&d->h.addr, &vh->addr, sizeof(vh->addr)) != 0) {
+                if (out != x)
+                    cs->hosts[out] = cs->hosts[x];
+                out++;
+                continue;
+            }
+            d->h.rq.rq_total += vh->rq.rq_total;
+            d->h.rq.rq_success += vh->rq.rq_success;
+            d->h.rq.rq_error += vh->rq.rq_error;
+            d->h.rq.rq_timeout += vh->rq.rq_timeout;
+            d->h.rq.ejections += vh->rq.ejections;
+            d->h.rq_active += vh->rq_active;
+            d->h.cx_active += vh->cx_active;
+            d->h.ejected = d->h.ejected || vh->ejected;
+            d->workers_ejected += vh->ejected;
+        }
+        cs->nhosts = out;
         i = j;
     }
     free(all);

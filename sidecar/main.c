@@ -7,8 +7,9 @@
  * SIGINT (or POST /quitquitquit): DRAINING (readiness fails at once), listeners close,
  * open connections go on until they finish or --drain-seconds pass, then the workers stop
  * and the process exits 0 (sidecar_drain). A second signal while exiting exits at once;
- * one after a /drain_listeners that did not exit starts the exit drain. SIGPIPE is ignored; SIGHUP reloads --config
- * (a bad file is rejected and the running configuration stays).
+ * one after a /drain_listeners that did not exit starts the exit drain. SIGPIPE is
+ * ignored; SIGHUP reloads --config (a bad file is rejected and the running configuration
+ * stays).
  *
  * With --xds the configuration comes from the control plane instead (xds/client.h, on its
  * own thread): the sidecar starts with the --xds-cache file's set when there is one (and

@@ -23,7 +23,7 @@ enum sidecar_state {
 };
 
 /* sidecar_drain() flags */
-#define SIDECAR_DRAIN_INBOUND_ONLY 1u /* the inbound listeners only (/drain_listeners?inboundonly) */
+#define SIDECAR_DRAIN_INBOUND_ONLY 1u /* the inbound listeners only (?inboundonly) */
 #define SIDECAR_DRAIN_GRACEFUL     2u /* and GOAWAY / Connection: close on their connections */
 #define SIDECAR_DRAIN_EXIT         4u /* then exit 0: at zero connections or the deadline */
 
