@@ -30,7 +30,7 @@ void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(p
 
 #define LOG_AT(lvl, ...)                                                                           \
     do {                                                                                           \
-        if ((int)(lvl) <= atomic_load_explicit(&log_level_current, memory_order_relaxed))         \
+        if ((int)(lvl) <= atomic_load_explicit(&log_level_current, memory_order_relaxed))          \
             log_write((lvl), __VA_ARGS__);                                                         \
     } while (0)
 #define log_error(...) LOG_AT(LOG_ERROR, __VA_ARGS__)

@@ -30,8 +30,6 @@
 #include "tls.h"
 #include "worker.h"
 
-
-
 static int admin_listen(uint32_t ip, unsigned short port)
 {
     int one = 1, e;
@@ -430,8 +428,8 @@ static int pct_decode(char *s)
 
 /* Parses the request head in c->in: method, path and query. -1 with why filled if it is
  * malformed. */
-static int parse_request(struct admin_client *c, char **method, char **path,
-                         struct admin_query *q, char *why, size_t whylen)
+static int parse_request(struct admin_client *c, char **method, char **path, struct admin_query *q,
+                         char *why, size_t whylen)
 {
     char *sp1 = strchr(c->in, ' '), *sp2;
     q->n = 0;
@@ -787,9 +785,10 @@ static char *render_clusters_json(struct sidecar *sc, struct cluster_sum *cs, si
             add_stat(st, "rq_timeout", h->rq.rq_timeout, false);
             add_stat(st, "rq_total", h->rq.rq_total, false);
             hs = cJSON_AddObjectToObject(ho, "health_status");
-            cJSON_AddStringToObject(hs, "eds_health_status", h->terminating ? "DRAINING"
-                                                             : h->ready     ? "HEALTHY"
-                                                                            : "UNHEALTHY");
+            cJSON_AddStringToObject(hs, "eds_health_status",
+                                    h->terminating ? "DRAINING"
+                                    : h->ready     ? "HEALTHY"
+                                                   : "UNHEALTHY");
             if (h->ejected)
                 cJSON_AddBoolToObject(hs, "failed_outlier_check", true);
             cJSON_AddStringToObject(ho, "health_flags", flags);
@@ -966,8 +965,8 @@ static int envoy_level(const char *s)
     static const struct {
         const char *name;
         int level;
-    } t[] = {{"trace", LOG_TRACE}, {"debug", LOG_DEBUG},    {"info", LOG_INFO},
-             {"warning", LOG_WARN}, {"warn", LOG_WARN},     {"error", LOG_ERROR},
+    } t[] = {{"trace", LOG_TRACE},    {"debug", LOG_DEBUG}, {"info", LOG_INFO},
+             {"warning", LOG_WARN},   {"warn", LOG_WARN},   {"error", LOG_ERROR},
              {"critical", LOG_ERROR}, {"off", LOG_OFF}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (strcmp(s, t[i].name) == 0)
@@ -1048,8 +1047,7 @@ static const struct {
     [EP_DRAIN_LISTENERS] = {"/drain_listeners", true,
                             "stop accepting: ?inboundonly for inbound only, ?graceful "
                             "to also send GOAWAY / Connection: close (POST; no exit)"},
-    [EP_QUITQUITQUIT] = {"/quitquitquit", true,
-                         "drain as on SIGTERM, then exit 0 (POST)"},
+    [EP_QUITQUITQUIT] = {"/quitquitquit", true, "drain as on SIGTERM, then exit 0 (POST)"},
     [EP_LOGGING] = {"/logging", true,
                     "list the log level, or set it: ?level=trace|debug|info|warning|error|"
                     "critical|off (POST)"},

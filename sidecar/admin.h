@@ -21,12 +21,12 @@
 #define ADMIN_LISTENERS   3
 #define ADMIN_MAX_CLIENTS 64
 #define ADMIN_DEADLINE_MS 1000
-#define ADMIN_MAX_PARAMS  16  /* query parameters a request may carry; more is a 400 */
+#define ADMIN_MAX_PARAMS  16 /* query parameters a request may carry; more is a 400 */
 /* /clusters waits this long for the workers' copies; a worker that does not answer (its
  * loop died) is left out and the answer says so (X-Ringmesh-Workers-Missing). The main
  * thread blocks meanwhile, which a live worker ends within one loop pass. */
 #define ADMIN_VIEW_TIMEOUT_MS 250
-#define ADMIN_LOGGER "ringmesh" /* /logging's one logger (Envoy has one per component) */
+#define ADMIN_LOGGER          "ringmesh" /* /logging's one logger (Envoy has one per component) */
 
 /* The listeners, in admin_open's order. */
 enum admin_kind { ADMIN_API, ADMIN_PROMETHEUS, ADMIN_HEALTH };

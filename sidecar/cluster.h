@@ -109,7 +109,7 @@ struct cluster_view {
 struct cluster_set_view {
     uint64_t version; /* the configuration snapshot the worker ran when it made this */
     size_t n, nhosts;
-    struct cluster_view *clusters; /* owned; sorted by key */
+    struct cluster_view *clusters;   /* owned; sorted by key */
     struct cluster_view_host *hosts; /* owned */
 };
 

@@ -46,9 +46,9 @@ struct sidecar {
     struct xds_client *xds;  /* owned by main; NULL without --xds */
     char xds_source[300];    /* "xds <url>" or "xds-cache <file>": what the snapshot came from */
     /* The drain (main thread only): what sidecar_drain() did so far. */
-    unsigned drained_dirs;   /* 1 << enum stats_dir: listeners closed */
-    unsigned goaway_dirs;    /* 1 << enum stats_dir: connections told to go away */
-    uint64_t exit_at_ms;     /* monotonic deadline of a drain that ends in exit; 0 = none */
+    unsigned drained_dirs; /* 1 << enum stats_dir: listeners closed */
+    unsigned goaway_dirs;  /* 1 << enum stats_dir: connections told to go away */
+    uint64_t exit_at_ms;   /* monotonic deadline of a drain that ends in exit; 0 = none */
 };
 
 /* The xDS client's apply callback (xds_apply_cb): compiles the candidate model with

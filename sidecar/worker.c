@@ -407,8 +407,7 @@ void worker_command(struct worker *w, enum worker_cmd cmd)
     loop_wake(w->loop);
 }
 
-void worker_collect_views(struct worker **ws, int n, struct cluster_set_view **out,
-                          int timeout_ms)
+void worker_collect_views(struct worker **ws, int n, struct cluster_set_view **out, int timeout_ms)
 {
     uint64_t *seq0 = calloc(n > 0 ? (size_t)n : 1, sizeof(*seq0));
     struct timespec dl;

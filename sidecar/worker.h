@@ -49,10 +49,10 @@ enum worker_cmd {
     WORKER_CMD_VIEW = 8,   /* publish a cluster_set_view (worker_collect_views) */
     /* Drains, by direction; what was closed stays closed. Relays and open connections
      * keep going; http_drain's GOAWAY / Connection: close asks clients to move on. */
-    WORKER_CMD_CLOSE_OUTBOUND = 16,  /* close the outbound listeners */
-    WORKER_CMD_CLOSE_INBOUND = 32,   /* close the inbound listeners */
-    WORKER_CMD_GOAWAY_OUTBOUND = 64, /* http_drain the outbound connections */
-    WORKER_CMD_GOAWAY_INBOUND = 128, /* http_drain the inbound connections */
+    WORKER_CMD_CLOSE_OUTBOUND = 16,        /* close the outbound listeners */
+    WORKER_CMD_CLOSE_INBOUND = 32,         /* close the inbound listeners */
+    WORKER_CMD_GOAWAY_OUTBOUND = 64,       /* http_drain the outbound connections */
+    WORKER_CMD_GOAWAY_INBOUND = 128,       /* http_drain the inbound connections */
     WORKER_CMD_DRAIN = 16 | 32 | 64 | 128, /* SIGTERM's: all of the above */
 };
 
@@ -88,9 +88,9 @@ struct worker {
     struct http_worker *http;     /* owned: the HTTP proxy's connections and streams */
     /* WORKER_CMD_VIEW's answer: set by the worker, taken by the main thread */
     pthread_mutex_t view_mu;
-    pthread_cond_t view_cv;          /* signalled when view_seq moves */
-    struct cluster_set_view *view;   /* owned; guarded by view_mu */
-    uint64_t view_seq;               /* guarded by view_mu: views published so far */
+    pthread_cond_t view_cv;        /* signalled when view_seq moves */
+    struct cluster_set_view *view; /* owned; guarded by view_mu */
+    uint64_t view_seq;             /* guarded by view_mu: views published so far */
 };
 
 /* Creates worker id: its loop (backend per sc->opts.io) and its listeners. NULL with err
@@ -108,8 +108,7 @@ void worker_pause_accept(struct worker *w, int err);
  * timeout_ms in all for their answers; out[i] gets worker i's view (the caller frees it
  * with cluster_set_view_free) or NULL if it is not running, did not answer in time or
  * ran out of memory. */
-void worker_collect_views(struct worker **ws, int n, struct cluster_set_view **out,
-                          int timeout_ms);
+void worker_collect_views(struct worker **ws, int n, struct cluster_set_view **out, int timeout_ms);
 /* Joins the thread (after WORKER_CMD_STOP) and frees everything, open relays included. */
 void worker_free(struct worker *w);
 
