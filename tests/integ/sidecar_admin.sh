@@ -2,15 +2,15 @@
 # sidecar_admin.sh - the admin API's endpoints with Envoy's names, against a real sidecar
 # driven by curl and python3: /help; /server_info (JSON, state, options, node); /clusters
 # (text and JSON) listing a Service's endpoints from a --config file with the right
-# per-endpoint counts after N requests through the outbound listener, the EndpointSlice's
-# not-ready and terminating endpoints flagged /failed_eds_health, and an endpoint that
-# answers 503 ejected (/failed_outlier_check); POST /logging (lists, sets, changes what is
-# logged, refuses an unknown level naming it); query strings (percent-decoding, bad input
-# 400 naming it); GET refused on every mutation (405, Allow: POST) doing nothing;
-# POST /drain_listeners (?inboundonly: inbound refuses, outbound serves; ?graceful: new
-# connections fail while an open one still gets its answer, with Connection: close; state
-# DRAINING; no exit); POST /quitquitquit (200 OK, an in-flight request finishes, exit 0
-# within the drain time).
+# per-endpoint counts after N requests (and a timeout) through the outbound listener, the
+# EndpointSlice's not-ready and terminating endpoints flagged /failed_eds_health, and an
+# endpoint that answers 503 ejected (/failed_outlier_check); POST /logging (lists, sets,
+# changes what is logged, refuses an unknown level naming it); query strings
+# (percent-decoding, bad input 400 naming it); GET refused on every mutation (405, Allow:
+# POST) doing nothing; POST /drain_listeners (?inboundonly: inbound refuses, outbound
+# serves; then new connections fail while an open one keeps working, and ?graceful closes
+# it after its answer in flight, Connection: close; state DRAINING; no exit);
+# POST /quitquitquit (200 OK, an in-flight request finishes, exit 0 within the drain time).
 #
 # Requests through a Service VIP need the original destination, so as root the script
 # re-runs itself in a private network namespace (unshare -n) where an iptables OUTPUT rule
@@ -87,6 +87,7 @@ metadata: {name: web, namespace: shop}
 spec:
   targetRef: {group: "", kind: Service, name: web}
   tls: {mode: DISABLE}
+  retries: {attempts: 0, perTryTimeout: 2s}
   connectionPool: {maxConnections: 77, maxPendingRequests: 78, maxRequests: 79}
 ---
 apiVersion: v1
@@ -198,6 +199,12 @@ assert hs['127.0.0.3']['health_status']['eds_health_status'] == 'UNHEALTHY'
 assert hs['127.0.0.4']['health_status']['eds_health_status'] == 'DRAINING'
 assert hs['127.0.0.1']['success_rate']['value'] == -1 and hs['127.0.0.2']['locality']['zone'] == 'zone-b'
 " "$(curl -s "$ADMIN/clusters?format=json")" "$N"
+
+    # an attempt that outlives web's perTryTimeout (2 s): rq_timeout on its endpoint
+    c=$(curl -s -o /dev/null -w '%{http_code}' -m 10 "http://$WEB/delay/3000")
+    check "web: a request past perTryTimeout is 504 ($c)" [ "$c" = 504 ]
+    check "/clusters: it shows as rq_timeout 1 (and rq_error 1) on web's endpoints" \
+        [ "$(sum_stat rq_timeout)/$(sum_stat rq_error)/$(sum_stat rq_total)" = "1/1/$((N + 1))" ]
 
     # api: the endpoint that answers 503 is ejected on the workers that saw 3 in a row
     codes=$(for ((i = 0; i < 40; i++)); do curl -s -o /dev/null -w '%{http_code} ' -m 5 "http://$API/"; done)
