@@ -426,30 +426,9 @@ static int pct_decode(char *s)
     return 0;
 }
 
-/* Parses the request head in c->in: method, path and query. -1 with why filled if it is
- * malformed. */
-static int parse_request(struct admin_client *c, char **method, char **path, struct admin_query *q,
-                         char *why, size_t whylen)
+int admin_parse_query(char *qs, struct admin_query *q, char *why, size_t whylen)
 {
-    char *sp1 = strchr(c->in, ' '), *sp2;
     q->n = 0;
-    if (!sp1) {
-        snprintf(why, whylen, "bad request line");
-        return -1;
-    }
-    *sp1 = 0;
-    sp2 = strpbrk(sp1 + 1, " \r\n");
-    if (!sp2) {
-        snprintf(why, whylen, "bad request line");
-        return -1;
-    }
-    *sp2 = 0;
-    *method = c->in;
-    *path = sp1 + 1;
-    char *qs = strchr(*path, '?');
-    if (!qs)
-        return 0;
-    *qs++ = 0;
     for (char *tok = qs, *next; tok; tok = next) {
         next = strchr(tok, '&');
         if (next)
@@ -476,6 +455,33 @@ static int parse_request(struct admin_client *c, char **method, char **path, str
         q->n++;
     }
     return 0;
+}
+
+/* Parses the request head in c->in: method, path and query. -1 with why filled if it is
+ * malformed. */
+static int parse_request(struct admin_client *c, char **method, char **path, struct admin_query *q,
+                         char *why, size_t whylen)
+{
+    char *sp1 = strchr(c->in, ' '), *sp2;
+    q->n = 0;
+    if (!sp1) {
+        snprintf(why, whylen, "bad request line");
+        return -1;
+    }
+    *sp1 = 0;
+    sp2 = strpbrk(sp1 + 1, " \r\n");
+    if (!sp2) {
+        snprintf(why, whylen, "bad request line");
+        return -1;
+    }
+    *sp2 = 0;
+    *method = c->in;
+    *path = sp1 + 1;
+    char *qs = strchr(*path, '?');
+    if (!qs)
+        return 0;
+    *qs++ = 0;
+    return admin_parse_query(qs, q, why, whylen);
 }
 
 static const char *query_get(const struct admin_query *q, const char *key)
@@ -958,9 +964,7 @@ static char *render_server_info(struct sidecar *sc)
 
 /* ---- /logging ---- */
 
-/* Envoy's level names onto ours: we have no "critical" (error is our most severe) and
- * "off" is the threshold that silences everything. -2 if unknown. */
-static int envoy_level(const char *s)
+int admin_log_level(const char *s)
 {
     static const struct {
         const char *name;
@@ -971,7 +975,7 @@ static int envoy_level(const char *s)
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (strcmp(s, t[i].name) == 0)
             return t[i].level;
-    return -2;
+    return ADMIN_LEVEL_UNKNOWN;
 }
 
 /* Our one logger, as Envoy would list it (level names Envoy's). */
@@ -998,8 +1002,8 @@ static void handle_logging(struct admin_client *c, const struct admin_query *q)
         respond_loggers(c);
         return;
     }
-    int lvl = envoy_level(want);
-    if (lvl == -2) {
+    int lvl = admin_log_level(want);
+    if (lvl == ADMIN_LEVEL_UNKNOWN) {
         respondf(c, 400,
                  "unknown log level '%.64s' (trace, debug, info, warning, error, critical, off)\n",
                  want);

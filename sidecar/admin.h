@@ -76,6 +76,16 @@ int admin_pollfds(struct admin *a, struct pollfd *p, int max);
  * writes, accepts, and closes clients past their deadline. Never blocks. */
 void admin_process(struct admin *a, const struct pollfd *p, int n);
 void admin_close(struct admin *a);
+/* Parses a query string (after the '?') in place into q: at most ADMIN_MAX_PARAMS
+ * parameters "k" or "k=v" split on '&' (empty ones skipped), names and values
+ * percent-decoded (%XX; '+' stays '+'). Pure. 0, or -1 with why saying what was wrong: a
+ * bad or NUL escape (naming the parameter), a parameter without a name, too many. */
+int admin_parse_query(char *qs, struct admin_query *q, char *why, size_t whylen);
+/* Envoy's log level names (trace debug info warning error critical off; also "warn") as
+ * enum log_level values: we have no critical (error is our most severe) and off is
+ * LOG_OFF. ADMIN_LEVEL_UNKNOWN for anything else. */
+#define ADMIN_LEVEL_UNKNOWN (-2)
+int admin_log_level(const char *name);
 /* True while an answer is still being written (the exit waits for /quitquitquit's). */
 bool admin_busy(const struct admin *a);
 /* Renders the /stats text into buf (at most len bytes); returns the length. */
