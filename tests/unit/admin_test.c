@@ -114,10 +114,17 @@ static void test_levels(void)
     static const struct {
         const char *name;
         int want;
-    } t[] = {{"trace", LOG_TRACE},    {"debug", LOG_DEBUG}, {"info", LOG_INFO},
-             {"warning", LOG_WARN},   {"warn", LOG_WARN},   {"error", LOG_ERROR},
-             {"critical", LOG_ERROR}, {"off", LOG_OFF},     {"bogus", ADMIN_LEVEL_UNKNOWN},
-             {"", ADMIN_LEVEL_UNKNOWN}, {"DEBUG", ADMIN_LEVEL_UNKNOWN}};
+    } t[] = {{"trace", LOG_TRACE},
+             {"debug", LOG_DEBUG},
+             {"info", LOG_INFO},
+             {"warning", LOG_WARN},
+             {"warn", LOG_WARN},
+             {"error", LOG_ERROR},
+             {"critical", LOG_ERROR},
+             {"off", LOG_OFF},
+             {"bogus", ADMIN_LEVEL_UNKNOWN},
+             {"", ADMIN_LEVEL_UNKNOWN},
+             {"DEBUG", ADMIN_LEVEL_UNKNOWN}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         is_int(admin_log_level(t[i].name), t[i].want, t[i].name[0] ? t[i].name : "(empty)");
     is_str(log_level_str(LOG_OFF), "off", "LOG_OFF is named off");
