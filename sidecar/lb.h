@@ -119,8 +119,10 @@ struct lb_config {
 struct lb_host_counters {
     uint64_t rq_total;   /* lb_request_start calls */
     uint64_t rq_success; /* lb_report OUTLIER_SUCCESS */
-    uint64_t rq_error;   /* lb_report of a 5xx or a failure without a response */
-    uint64_t rq_timeout; /* lb_count_timeout: the attempt timed out */
+    uint64_t rq_error;   /* lb_report of a 5xx or a failure without a response (a
+                          * per-try timeout is one: it counts here and in rq_timeout) */
+    uint64_t rq_timeout; /* lb_count_timeout: the attempt's per-try or the request's
+                          * timeout expired while it ran */
     uint64_t ejections;  /* outlier ejections of this host */
 };
 

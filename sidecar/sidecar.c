@@ -51,7 +51,9 @@ void sidecar_drain(struct sidecar *sc, unsigned flags, const char *why)
             cmd |= WORKER_CMD_GOAWAY_INBOUND;
         sc->goaway_dirs |= dirs;
     }
-    if ((flags & SIDECAR_DRAIN_EXIT) && !sc->exit_at_ms) {
+    if ((flags & SIDECAR_DRAIN_EXIT) && sc->exit_at_ms) {
+        log_info("%s: already draining to exit", why);
+    } else if (flags & SIDECAR_DRAIN_EXIT) {
         sc->exit_at_ms = sidecar_now_ms() + (uint64_t)sc->opts.drain_seconds * 1000;
         log_info("%s: draining %d connections for up to %u s, then exiting", why,
                  atomic_load(&sc->active_cx), sc->opts.drain_seconds);
