@@ -329,7 +329,7 @@ check "SIGTERM after a drain: exits" wait_exit "$SC_PID" 7
 wait "$SC_PID"
 check "SIGTERM after a drain: exit 0" [ $? = 0 ]
 
-# ---- /quitquitquit: answers OK, lets an in-flight request finish, exits 0
+# ---- /quitquitquit: answers OK, lets an in-flight request finish, exits 0 (on epoll)
 integ_ports
 ADMIN=http://127.0.0.1:$P2
 if [ -n "$NET" ]; then
@@ -339,9 +339,13 @@ fi
 sed -i "s/port: [0-9]*}/port: $P6}/; s/targetPort: [0-9]*/targetPort: $P6/" "$CFG"
 bg good2 "$APP_PY" "$RINGMESH_ROOT/tests/tools/httpapp.py" "$P6" --name good --h2c
 wait_until 5 bash -c "ss -ltnH 'sport = :$P6' | grep -q ."
-sidecar_start sc2 --config "$CFG" --drain-seconds 5
-check "second sidecar ready" ready
+# this one on epoll: the first ran on the default backend (io_uring where the kernel allows)
+sidecar_start sc2 --config "$CFG" --drain-seconds 5 --io epoll
+check "second sidecar (epoll) ready" ready
+check "second sidecar: /server_info says epoll" answers "$ADMIN/server_info" 200 '"io_backend":.*"epoll"'
 if [ -n "$NET" ]; then
+    check "epoll: a request to web" [ "$(curl -s -m 5 "http://$WEB/")" = good ]
+    check "epoll: /clusters counts it" [ "$(sum_stat rq_total)/$(sum_stat rq_success)" = 1/1 ]
     curl -s -m 10 -o "$IT_TMP/slow.body" -w '%{http_code}' "http://$WEB/delay/1500" >"$IT_TMP/slow.code" &
     SLOW=$!
     sleep 0.4
