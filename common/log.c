@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int log_level_current = LOG_INFO;
+_Atomic int log_level_current = LOG_INFO;
 static const char *log_program = "ringmesh";
 static __thread char log_thread[16] = "main";
 
@@ -29,6 +29,8 @@ int log_level_parse(const char *s)
 
 const char *log_level_str(enum log_level lvl)
 {
+    if (lvl == LOG_OFF)
+        return "off";
     return (unsigned)lvl < 5 ? level_names[lvl] : "?";
 }
 

@@ -9,11 +9,17 @@
 #ifndef RINGMESH_LOG_H
 #define RINGMESH_LOG_H
 
-enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
+#include <stdatomic.h>
 
-extern int log_level_current;
+/* LOG_OFF is a threshold only (nothing logs at it): the level that silences everything. */
+enum log_level { LOG_OFF = -1, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
-/* Parses "error|warn|info|debug|trace"; returns the level or -1 if unknown. */
+/* The threshold; any thread may change it at any time (the sidecar's POST /logging). An
+ * atomic read relaxed: a line racing a change may go either way, never torn. */
+extern _Atomic int log_level_current;
+
+/* Parses "error|warn|info|debug|trace" (and "warning"); returns the level or -1 if
+ * unknown. */
 int log_level_parse(const char *s);
 const char *log_level_str(enum log_level lvl);
 /* Names this thread in every line it logs (copied; at most 15 characters). */
@@ -24,7 +30,7 @@ void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(p
 
 #define LOG_AT(lvl, ...)                                                                           \
     do {                                                                                           \
-        if ((int)(lvl) <= log_level_current)                                                       \
+        if ((int)(lvl) <= atomic_load_explicit(&log_level_current, memory_order_relaxed))          \
             log_write((lvl), __VA_ARGS__);                                                         \
     } while (0)
 #define log_error(...) LOG_AT(LOG_ERROR, __VA_ARGS__)

@@ -247,3 +247,79 @@ void cluster_set_free(struct cluster_set *cs)
     free(cs->buckets);
     memset(cs, 0, sizeof(*cs));
 }
+
+static int view_key_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct cluster_view *)a)->key, ((const struct cluster_view *)b)->key);
+}
+
+struct cluster_set_view *cluster_set_view(struct cluster_set *cs, uint64_t version,
+                                          cluster_cx_cb cx, void *cx_arg)
+{
+    struct cluster_set_view *v = calloc(1, sizeof(*v));
+    size_t nc = 0, nh = 0;
+    if (!v)
+        return NULL;
+    v->version = version;
+    for (size_t i = 0; cs->buckets && i < cs->nbuckets; i++)
+        for (struct cluster *c = cs->buckets[i]; c; c = c->next)
+            if (c->gen != CLUSTER_DROPPED) {
+                nc++;
+                nh += lb_size(c->lb);
+            }
+    v->clusters = calloc(nc ? nc : 1, sizeof(*v->clusters));
+    v->hosts = calloc(nh ? nh : 1, sizeof(*v->hosts));
+    if (!v->clusters || !v->hosts) {
+        cluster_set_view_free(v);
+        return NULL;
+    }
+    for (size_t i = 0; cs->buckets && i < cs->nbuckets; i++)
+        for (struct cluster *c = cs->buckets[i]; c; c = c->next) {
+            if (c->gen == CLUSTER_DROPPED)
+                continue;
+            struct cluster_view *cv = &v->clusters[v->n++];
+            const struct lb_stats *ls = lb_get_stats(c->lb);
+            const struct outlier *o = lb_get_outlier(c->lb);
+            snprintf(cv->key, sizeof(cv->key), "%s", c->key);
+            cv->lb_type = lb_get_type(c->lb);
+            cv->tls = c->tls;
+            cv->max_connections = c->max_connections;
+            cv->max_pending = c->max_pending;
+            cv->max_requests = c->max_requests;
+            cv->up_cx = c->up_cx;
+            cv->pending = c->pending;
+            cv->rq_active = c->rq_active;
+            cv->retry_budget_percent = c->retry.budget_percent;
+            cv->retry_budget_min_per_sec = c->retry.budget_min_per_sec;
+            cv->outlier = o->cfg;
+            cv->outlier_stats = o->stats;
+            cv->lb_stats = *ls;
+            cv->first_host = v->nhosts;
+            for (size_t k = 0; k < lb_size(c->lb); k++) {
+                const struct lb_host *h = lb_host_at(c->lb, k);
+                struct cluster_view_host *vh = &v->hosts[v->nhosts++];
+                vh->addr = h->addr;
+                vh->weight = h->weight;
+                memcpy(vh->zone, h->zone, sizeof(vh->zone));
+                vh->ready = h->ready;
+                vh->serving = h->serving;
+                vh->terminating = h->terminating;
+                vh->ejected = h->outlier.ejected;
+                vh->rq_active = h->active;
+                vh->cx_active = cx ? cx(cx_arg, &h->addr, c->want_hash) : 0;
+                vh->rq = h->rq;
+            }
+            cv->n_hosts = v->nhosts - cv->first_host;
+        }
+    qsort(v->clusters, v->n, sizeof(*v->clusters), view_key_cmp);
+    return v;
+}
+
+void cluster_set_view_free(struct cluster_set_view *v)
+{
+    if (!v)
+        return;
+    free(v->clusters);
+    free(v->hosts);
+    free(v);
+}

@@ -78,4 +78,49 @@ void cluster_set_sweep(struct cluster_set *cs, int64_t now_ns);
 /* Frees everything, held or not (the worker is stopping). */
 void cluster_set_free(struct cluster_set *cs);
 
+/* ---- a copy for the admin thread (/clusters) ----
+ * Plain data, nothing pointing back into the worker: the worker builds it on its own
+ * thread and hands it over (worker.h, WORKER_CMD_VIEW); the admin reads and frees it. */
+
+struct cluster_view_host {
+    struct lb_addr addr;
+    uint32_t weight;
+    char zone[LB_ZONE_MAX];
+    bool ready, serving, terminating; /* EndpointSlice conditions */
+    bool ejected;                     /* outlier detection, now */
+    uint32_t rq_active;               /* attempts in flight (lb_request_start..end) */
+    uint32_t cx_active;               /* upstream HTTP connections open to it */
+    struct lb_host_counters rq;
+};
+
+struct cluster_view {
+    char key[320]; /* "namespace/name:port" */
+    enum lb_type lb_type;
+    bool tls;
+    uint32_t max_connections, max_pending, max_requests;
+    uint32_t up_cx, pending, rq_active;
+    uint32_t retry_budget_percent, retry_budget_min_per_sec;
+    struct outlier_config outlier;
+    struct outlier_stats outlier_stats;
+    struct lb_stats lb_stats;
+    size_t first_host, n_hosts; /* its hosts in cluster_set_view.hosts, by address */
+};
+
+struct cluster_set_view {
+    uint64_t version; /* the configuration snapshot the worker ran when it made this */
+    size_t n, nhosts;
+    struct cluster_view *clusters;   /* owned; sorted by key */
+    struct cluster_view_host *hosts; /* owned */
+};
+
+/* How many upstream connections the caller's worker has open to a (mTLS ones: pooled
+ * under want_hash, cluster.want_hash); for cx_active. */
+typedef uint32_t (*cluster_cx_cb)(void *arg, const struct lb_addr *a, uint64_t want_hash);
+
+/* A copy of every configured cluster of cs, or NULL when out of memory. cx may be NULL
+ * (cx_active 0). Runs on the thread that owns cs. */
+struct cluster_set_view *cluster_set_view(struct cluster_set *cs, uint64_t version,
+                                          cluster_cx_cb cx, void *cx_arg);
+void cluster_set_view_free(struct cluster_set_view *v);
+
 #endif

@@ -82,9 +82,14 @@ enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap,
                                       const struct sidecar_options *o, uint16_t port);
 /* Periodic (each tick): idle timeouts, pool reaping, outlier sweeps. */
 void http_sweep(struct worker *w, uint64_t now_ms);
-/* The worker is draining: HTTP/2 connections get GOAWAY, HTTP/1.1 ones close after
- * their current response. */
-void http_drain(struct worker *w);
+/* The worker is draining the directions in dirs (bits 1 << enum stats_dir): their
+ * downstream HTTP/2 connections get GOAWAY, HTTP/1.1 ones close after their current
+ * response (and every later response there says Connection: close). */
+void http_drain(struct worker *w, unsigned dirs);
+/* Upstream HTTP connections this worker has open to dst in outbound pools (plaintext, and
+ * mTLS pooled under idh: cluster.want_hash); for /clusters' cx_active. Worker thread. */
+uint32_t http_upstream_cx(struct worker *w, const struct sockaddr_storage *dst, socklen_t len,
+                          uint64_t idh);
 /* Frees everything at once, without waiting for ops: only after the loop stopped. */
 void http_free_all(struct worker *w);
 /* Connections the HTTP layer holds (downstream), for drain accounting. */

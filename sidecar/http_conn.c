@@ -906,7 +906,7 @@ int hc_response_head(struct hconn *c, struct pstream *ps, bool end)
         return e;
     }
     c->out_fr = stream_h1_framing(&ps->resp, ps->req.method, ps->req.method_len, ps->peer_minor);
-    if (c->close_after || c->w->http->draining)
+    if (c->close_after || (c->w->http->drain_dirs & (1u << c->dir)))
         c->close_after = true;
     if (c->out_fr == STREAM_FRAME_CLOSE)
         c->close_after = true;
@@ -1604,6 +1604,23 @@ size_t http_active(const struct worker *w)
     return w->http ? w->http->ndown : 0;
 }
 
+uint32_t http_upstream_cx(struct worker *w, const struct sockaddr_storage *dst, socklen_t len,
+                          uint64_t idh)
+{
+    struct http_worker *hw = w->http;
+    uint32_t n = 0;
+    if (!hw || !hw->npools)
+        return 0;
+    /* the pools an outbound request to dst may use: h2 or not, mTLS (under idh) or not */
+    for (int h2 = 0; h2 < 2; h2++)
+        for (int tls = 0; tls < 2; tls++) {
+            struct pool *p = pool_find(hw, dst, len, h2, tls, tls ? idh : 0, STATS_OUTBOUND, false);
+            if (p)
+                n += p->nconns;
+        }
+    return n;
+}
+
 void http_sweep(struct worker *w, uint64_t now_ms)
 {
     struct http_worker *hw = w->http;
@@ -1641,15 +1658,15 @@ void http_sweep(struct worker *w, uint64_t now_ms)
     }
 }
 
-void http_drain(struct worker *w)
+void http_drain(struct worker *w, unsigned dirs)
 {
     struct http_worker *hw = w->http;
     if (!hw)
         return;
-    hw->draining = true;
+    hw->drain_dirs |= dirs;
     for (struct hconn *c = hw->conns, *next; c; c = next) {
         next = c->next;
-        if (c->client || c->closing)
+        if (c->client || c->closing || !(dirs & (1u << c->dir)))
             continue;
         if (c->mode == HM_H2) {
             h2_goaway(c->h2, H2_NO_ERROR);

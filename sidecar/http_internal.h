@@ -203,7 +203,7 @@ struct http_worker {
     struct loop_timer reap_timer;
     struct router_scratch *scratch;
     uint64_t next_id;
-    bool draining;
+    unsigned drain_dirs; /* 1 << enum stats_dir: directions draining (http_drain) */
 };
 
 struct http_worker *http_of(struct worker *w);

@@ -1191,6 +1191,8 @@ void ps_upstream_failed(struct pstream *ps, enum retry_outcome_kind kind)
     log_trace("request %lu (%s): attempt failed (outcome %d, state %d, response %s)",
               (unsigned long)ps->id, stats_dir_name(ps->dir), (int)kind, (int)ps->at,
               ps->resp_started ? "started" : "not started");
+    if ((kind == RETRY_OUT_TIMEOUT || kind == RETRY_OUT_PER_TRY_TIMEOUT) && ps->host)
+        lb_count_timeout(ps->host);
     if (kind == RETRY_OUT_CONNECT_FAILURE || kind == RETRY_OUT_RESET ||
         kind == RETRY_OUT_PER_TRY_TIMEOUT)
         report_outlier(ps, OUTLIER_GATEWAY);

@@ -898,6 +898,12 @@ struct lb_host *lb_pick(struct lb *lb, const struct lb_pick_ctx *ctx)
 void lb_request_start(struct lb_host *h)
 {
     h->active++;
+    h->rq.rq_total++;
+}
+
+void lb_count_timeout(struct lb_host *h)
+{
+    h->rq.rq_timeout++;
 }
 
 void lb_request_end(struct lb_host *h)
@@ -925,10 +931,15 @@ void lb_observe(const struct lb *lb, struct lb_host *h, int64_t rtt_ns, int64_t 
 enum outlier_event lb_report(struct lb *lb, struct lb_host *h, enum outlier_result r,
                              int64_t now_ns)
 {
+    if (r == OUTLIER_SUCCESS)
+        h->rq.rq_success++;
+    else
+        h->rq.rq_error++;
     if (!h->member)
         return OUTLIER_EV_NONE;
     enum outlier_event ev = outlier_report(&lb->outlier, &h->outlier, r, ns_to_ms(now_ns));
     if (ev == OUTLIER_EV_EJECTED) {
+        h->rq.ejections++;
         lb->dirty = true;
         if (h->outlier.eject_until_ms < lb->next_sweep_ms)
             lb->next_sweep_ms = h->outlier.eject_until_ms;
@@ -946,6 +957,11 @@ const struct lb_stats *lb_get_stats(const struct lb *lb)
 const struct outlier *lb_get_outlier(const struct lb *lb)
 {
     return &lb->outlier;
+}
+
+enum lb_type lb_get_type(const struct lb *lb)
+{
+    return lb->cfg.type;
 }
 
 size_t lb_size(const struct lb *lb)

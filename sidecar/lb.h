@@ -114,6 +114,18 @@ struct lb_config {
     void *host_free_arg;
 };
 
+/* Per endpoint request counters (Envoy's /clusters host stats), kept across updates with
+ * the host. Attempts, not client requests: a retry to another host counts on both. */
+struct lb_host_counters {
+    uint64_t rq_total;   /* lb_request_start calls */
+    uint64_t rq_success; /* lb_report OUTLIER_SUCCESS */
+    uint64_t rq_error;   /* lb_report of a 5xx or a failure without a response (a
+                          * per-try timeout is one: it counts here and in rq_timeout) */
+    uint64_t rq_timeout; /* lb_count_timeout: the attempt's per-try or the request's
+                          * timeout expired while it ran */
+    uint64_t ejections;  /* outlier ejections of this host */
+};
+
 /* One endpoint with its runtime state. Fields are read-only for callers except user. */
 struct lb_host {
     struct lb_addr addr;
@@ -125,6 +137,7 @@ struct lb_host {
     int64_t ewma_stamp_ns;
     int64_t swrr_current; /* smooth WRR current weight */
     struct outlier_host outlier;
+    struct lb_host_counters rq;
     void *user; /* the caller's (e.g. its connection pool), kept across updates */
 
     /* private to lb.c */
@@ -195,9 +208,13 @@ void lb_request_end(struct lb_host *h);
 void lb_observe(const struct lb *lb, struct lb_host *h, int64_t rtt_ns, int64_t now_ns);
 
 /* Feeds one attempt's result into outlier detection (ignored for detached hosts or when
- * detection is off). Returns what happened. */
+ * detection is off) and counts it in h->rq (always). Returns what happened. */
 enum outlier_event lb_report(struct lb *lb, struct lb_host *h, enum outlier_result r,
                              int64_t now_ns);
+
+/* Counts one attempt on h that ended by a timeout (h->rq.rq_timeout); lb_report still
+ * gets its result. */
+void lb_count_timeout(struct lb_host *h);
 
 /* Un-ejects hosts whose ejection ended and decays multipliers, at now_ns. lb_pick calls it
  * when something is due; a caller with a timer may call it too. */
@@ -212,6 +229,7 @@ double lb_ewma_ns(const struct lb *lb, const struct lb_host *h, int64_t now_ns);
 /* Introspection for admin pages and tests. */
 const struct lb_stats *lb_get_stats(const struct lb *lb);
 const struct outlier *lb_get_outlier(const struct lb *lb);
+enum lb_type lb_get_type(const struct lb *lb);
 size_t lb_size(const struct lb *lb);                 /* member hosts */
 struct lb_host *lb_host_at(struct lb *lb, size_t i); /* sorted by address; i < lb_size */
 struct lb_host *lb_find(struct lb *lb, const struct lb_addr *a); /* NULL if not a member */

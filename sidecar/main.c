@@ -4,10 +4,12 @@
  * on the main thread.
  *
  * Lifecycle: STARTING until every worker's listeners are up, then LIVE. SIGTERM or
- * SIGINT: DRAINING (readiness fails at once), listeners close, open connections go on
- * until they finish or --drain-seconds pass, then the workers stop and the process
- * exits 0. A second SIGTERM exits at once. SIGPIPE is ignored; SIGHUP reloads --config
- * (a bad file is rejected and the running configuration stays).
+ * SIGINT (or POST /quitquitquit): DRAINING (readiness fails at once), listeners close,
+ * open connections go on until they finish or --drain-seconds pass, then the workers stop
+ * and the process exits 0 (sidecar_drain). A second signal while exiting exits at once;
+ * one after a /drain_listeners that did not exit starts the exit drain. SIGPIPE is
+ * ignored; SIGHUP reloads --config (a bad file is rejected and the running configuration
+ * stays).
  *
  * With --xds the configuration comes from the control plane instead (xds/client.h, on its
  * own thread): the sidecar starts with the --xds-cache file's set when there is one (and
@@ -158,7 +160,6 @@ int main(int argc, char **argv)
     char err[512];
     sigset_t sigs;
     int sfd, rc = 0;
-    uint64_t deadline = 0;
 
     log_set_program("ringmesh-sidecar");
     switch (options_parse(&sc.opts, argc, argv, err, sizeof(err))) {
@@ -360,16 +361,12 @@ int main(int argc, char **argv)
                         tls_reload(&sc);
                     continue;
                 }
-                if (deadline) {
-                    log_warn("second %s: exiting now", strsignal((int)si.ssi_signo));
+                if (sc.exit_at_ms) {
+                    log_warn("%s while exiting: exiting now", strsignal((int)si.ssi_signo));
                     goto out;
                 }
-                atomic_store(&sc.state, SIDECAR_DRAINING);
-                deadline = now_ms() + (uint64_t)sc.opts.drain_seconds * 1000;
-                log_info("%s: draining %d connections for up to %u s", strsignal((int)si.ssi_signo),
-                         atomic_load(&sc.active_cx), sc.opts.drain_seconds);
-                for (int i = 0; i < sc.nworkers; i++)
-                    worker_command(sc.workers[i], WORKER_CMD_DRAIN);
+                sidecar_drain(&sc, SIDECAR_DRAIN_GRACEFUL | SIDECAR_DRAIN_EXIT,
+                              strsignal((int)si.ssi_signo));
             }
         }
         int dead = failed_worker(&sc);
@@ -378,13 +375,14 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
-        if (deadline) {
+        if (sc.exit_at_ms) {
             int active = atomic_load(&sc.active_cx);
-            if (active == 0) {
+            /* an admin answer still being written (/quitquitquit's "OK") goes out first */
+            if (active == 0 && !admin_busy(&admin)) {
                 log_info("drained: no connections left");
                 break;
             }
-            if (now_ms() >= deadline) {
+            if (now_ms() >= sc.exit_at_ms) {
                 log_warn("drain deadline: closing %d connections", active);
                 break;
             }

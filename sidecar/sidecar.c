@@ -1,10 +1,11 @@
 /*
  * sidecar.c - names of the process-wide states (sidecar.h), as Envoy's /server_info
- * names them.
+ * names them; reloads; the drain that SIGTERM, /quitquitquit and /drain_listeners share.
  */
 #include "sidecar.h"
 
 #include <stdio.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -23,6 +24,47 @@ const char *sidecar_state_str(int state)
         return "DRAINING";
     }
     return "UNKNOWN";
+}
+
+uint64_t sidecar_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sidecar_drain(struct sidecar *sc, unsigned flags, const char *why)
+{
+    unsigned dirs = flags & SIDECAR_DRAIN_INBOUND_ONLY ? 1u << STATS_INBOUND
+                                                       : 1u << STATS_OUTBOUND | 1u << STATS_INBOUND;
+    int cmd = 0;
+    atomic_store(&sc->state, SIDECAR_DRAINING);
+    if (dirs & ~sc->drained_dirs & 1u << STATS_OUTBOUND)
+        cmd |= WORKER_CMD_CLOSE_OUTBOUND;
+    if (dirs & ~sc->drained_dirs & 1u << STATS_INBOUND)
+        cmd |= WORKER_CMD_CLOSE_INBOUND;
+    sc->drained_dirs |= dirs;
+    if (flags & SIDECAR_DRAIN_GRACEFUL) {
+        if (dirs & ~sc->goaway_dirs & 1u << STATS_OUTBOUND)
+            cmd |= WORKER_CMD_GOAWAY_OUTBOUND;
+        if (dirs & ~sc->goaway_dirs & 1u << STATS_INBOUND)
+            cmd |= WORKER_CMD_GOAWAY_INBOUND;
+        sc->goaway_dirs |= dirs;
+    }
+    if ((flags & SIDECAR_DRAIN_EXIT) && sc->exit_at_ms) {
+        log_info("%s: already draining to exit", why);
+    } else if (flags & SIDECAR_DRAIN_EXIT) {
+        sc->exit_at_ms = sidecar_now_ms() + (uint64_t)sc->opts.drain_seconds * 1000;
+        log_info("%s: draining %d connections for up to %u s, then exiting", why,
+                 atomic_load(&sc->active_cx), sc->opts.drain_seconds);
+    } else {
+        log_info("%s: %s listeners closed%s; %d connections open", why,
+                 flags & SIDECAR_DRAIN_INBOUND_ONLY ? "inbound" : "all",
+                 flags & SIDECAR_DRAIN_GRACEFUL ? ", their connections asked to go away" : "",
+                 atomic_load(&sc->active_cx));
+    }
+    for (int i = 0; cmd && i < sc->nworkers; i++)
+        worker_command(sc->workers[i], (enum worker_cmd)cmd);
 }
 
 int sidecar_reload(struct sidecar *sc)

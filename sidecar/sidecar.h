@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "metrics.h"
 #include "options.h"
@@ -18,8 +19,14 @@ struct xds_client;
 enum sidecar_state {
     SIDECAR_STARTING, /* listeners not all up yet */
     SIDECAR_LIVE,
-    SIDECAR_DRAINING, /* SIGTERM: readiness fails, listeners closed, connections finish */
+    SIDECAR_DRAINING, /* SIGTERM, /quitquitquit or /drain_listeners: readiness fails,
+                       * listeners closed, connections finish */
 };
+
+/* sidecar_drain() flags */
+#define SIDECAR_DRAIN_INBOUND_ONLY 1u /* the inbound listeners only (?inboundonly) */
+#define SIDECAR_DRAIN_GRACEFUL     2u /* and GOAWAY / Connection: close on their connections */
+#define SIDECAR_DRAIN_EXIT         4u /* then exit 0: at zero connections or the deadline */
 
 struct sidecar {
     struct sidecar_options opts;
@@ -45,6 +52,10 @@ struct sidecar {
     struct metrics_peer self;
     char self_peer_hdr[512];
     size_t self_peer_hdr_len;
+    /* The drain (main thread only): what sidecar_drain() did so far. */
+    unsigned drained_dirs; /* 1 << enum stats_dir: listeners closed */
+    unsigned goaway_dirs;  /* 1 << enum stats_dir: connections told to go away */
+    uint64_t exit_at_ms;   /* monotonic deadline of a drain that ends in exit; 0 = none */
 };
 
 /* Fills sc->metrics and sc->self from the options, for nworkers workers. */
@@ -59,6 +70,17 @@ int sidecar_xds_apply(void *arg, const char *model, size_t len, bool warm, char 
 /* Loads --config again and publishes it; on error keeps the current snapshot and says why
  * in the log and in last_reload_error. Main thread only. 0 or -1. */
 int sidecar_reload(struct sidecar *sc);
+
+/* Starts or widens a drain, main thread only: SIGTERM and /quitquitquit ask for
+ * GRACEFUL | EXIT, /drain_listeners for what its query says. The state becomes DRAINING
+ * (readiness fails), the workers close the listeners (of the inbound direction only with
+ * INBOUND_ONLY) and, with GRACEFUL, send GOAWAY / Connection: close on those directions'
+ * connections; open connections go on. With EXIT, exit_at_ms is set to now +
+ * --drain-seconds: the main loop exits 0 once no connection is left or then. why names
+ * the cause in the log. */
+void sidecar_drain(struct sidecar *sc, unsigned flags, const char *why);
+/* Monotonic milliseconds, the clock of exit_at_ms. */
+uint64_t sidecar_now_ms(void);
 
 const char *sidecar_state_str(int state);
 /* The xDS "node" object for this workload (PROTOCOL.md), as compact JSON; caller frees;

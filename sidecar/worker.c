@@ -41,7 +41,7 @@ static void on_accept(struct loop *l, struct loop_op *op, int res, struct loop_b
         relay_start(w, ls->dir, res);
     if (more)
         return;
-    if (w->draining || (res == -ECANCELED && !ls->paused)) {
+    if (ls->drained || (res == -ECANCELED && !ls->paused)) {
         listener_close(ls);
         return;
     }
@@ -70,7 +70,7 @@ void worker_pause_accept(struct worker *w, int err)
     bool paused = false;
     for (int i = 0; i < w->nlisteners; i++) {
         struct listener *ls = &w->listeners[i];
-        if (ls->paused || ls->fd < 0)
+        if (ls->paused || ls->fd < 0 || ls->drained)
             continue;
         ls->paused = paused = true;
         if (ls->accept_op.armed)
@@ -95,19 +95,52 @@ static bool listeners_armed(const struct worker *w)
     return false;
 }
 
+/* Closes the listeners of the directions in dirs (bits 1 << enum stats_dir) for good. */
+static void close_listeners(struct worker *w, unsigned dirs)
+{
+    bool all = true;
+    for (int i = 0; i < w->nlisteners; i++) {
+        struct listener *ls = &w->listeners[i];
+        if (!ls->drained && (dirs & (1u << ls->dir))) {
+            ls->drained = true;
+            if (ls->accept_op.armed)
+                loop_cancel(w->loop, &ls->accept_op); /* closed when the cancel completes */
+            else
+                listener_close(ls);
+        }
+        all = all && ls->drained;
+    }
+    w->draining = all;
+}
+
 static void worker_drain(struct worker *w)
 {
     if (w->draining)
         return;
-    w->draining = true;
-    http_drain(w);
-    for (int i = 0; i < w->nlisteners; i++) {
-        struct listener *ls = &w->listeners[i];
-        if (ls->accept_op.armed)
-            loop_cancel(w->loop, &ls->accept_op); /* closed when the cancel completes */
-        else
-            listener_close(ls);
-    }
+    http_drain(w, 1u << STATS_OUTBOUND | 1u << STATS_INBOUND);
+    close_listeners(w, 1u << STATS_OUTBOUND | 1u << STATS_INBOUND);
+}
+
+static uint32_t view_cx(void *arg, const struct lb_addr *a, uint64_t want_hash)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = lb_addr_sockaddr(a, &ss);
+    return http_upstream_cx(arg, &ss, len, want_hash);
+}
+
+/* WORKER_CMD_VIEW: the copy is made outside the lock; the lock covers the swap only. */
+static void publish_view(struct worker *w)
+{
+    struct cluster_set_view *v =
+        cluster_set_view(&w->clusters, w->snap ? w->snap->version : 0, view_cx, w);
+    struct cluster_set_view *old;
+    pthread_mutex_lock(&w->view_mu);
+    old = w->view;
+    w->view = v; /* NULL when out of memory: the caller still gets its answer */
+    w->view_seq++;
+    pthread_cond_broadcast(&w->view_cv);
+    pthread_mutex_unlock(&w->view_mu);
+    cluster_set_view_free(old);
 }
 
 /* Adopts the published snapshot if it moved (between completion batches, as a command or
@@ -130,10 +163,23 @@ static void adopt_config(struct worker *w)
 static void check_commands(struct worker *w)
 {
     int cmd = atomic_exchange(&w->cmd, 0);
+    unsigned go = 0, close = 0;
     if (cmd & WORKER_CMD_CONFIG)
         adopt_config(w);
-    if (cmd & WORKER_CMD_DRAIN)
-        worker_drain(w);
+    if (cmd & WORKER_CMD_GOAWAY_OUTBOUND)
+        go |= 1u << STATS_OUTBOUND;
+    if (cmd & WORKER_CMD_GOAWAY_INBOUND)
+        go |= 1u << STATS_INBOUND;
+    if (cmd & WORKER_CMD_CLOSE_OUTBOUND)
+        close |= 1u << STATS_OUTBOUND;
+    if (cmd & WORKER_CMD_CLOSE_INBOUND)
+        close |= 1u << STATS_INBOUND;
+    if (go)
+        http_drain(w, go);
+    if (close)
+        close_listeners(w, close);
+    if (cmd & WORKER_CMD_VIEW)
+        publish_view(w);
     if (cmd & WORKER_CMD_STOP)
         loop_stop(w->loop);
 }
@@ -168,7 +214,7 @@ static void on_tick(struct loop *l, void *arg)
         w->accept_resume_ms = 0;
         for (int i = 0; i < w->nlisteners; i++) {
             struct listener *ls = &w->listeners[i];
-            if (!ls->paused || w->draining || ls->fd < 0)
+            if (!ls->paused || ls->drained || ls->fd < 0)
                 continue;
             if (ls->accept_op.armed) /* its cancel has not completed yet: next tick */
                 w->accept_resume_ms = now + WORKER_TICK_MS;
@@ -269,6 +315,12 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
         free(w);
         return NULL;
     }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits immune to clock steps */
+    pthread_mutex_init(&w->view_mu, NULL);
+    pthread_cond_init(&w->view_cv, &ca);
+    pthread_condattr_destroy(&ca);
     for (int d = 0; d < STATS_DIRS; d++) {
         unsigned short port = d == STATS_OUTBOUND ? sc->opts.outbound_port : sc->opts.inbound_port;
         for (int f = 0; f < 2; f++) {
@@ -359,6 +411,46 @@ void worker_command(struct worker *w, enum worker_cmd cmd)
     loop_wake(w->loop);
 }
 
+void worker_collect_views(struct worker **ws, int n, struct cluster_set_view **out, int timeout_ms)
+{
+    uint64_t *seq0 = calloc(n > 0 ? (size_t)n : 1, sizeof(*seq0));
+    struct timespec dl;
+    for (int i = 0; i < n; i++)
+        out[i] = NULL;
+    if (!seq0)
+        return;
+    /* ask them all first, so they copy in parallel */
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_lock(&ws[i]->view_mu);
+        seq0[i] = ws[i]->view_seq;
+        pthread_mutex_unlock(&ws[i]->view_mu);
+        if (atomic_load(&ws[i]->status) == WORKER_RUNNING)
+            worker_command(ws[i], WORKER_CMD_VIEW);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    for (int i = 0; i < n; i++) {
+        struct worker *w = ws[i];
+        if (atomic_load(&w->status) != WORKER_RUNNING)
+            continue;
+        pthread_mutex_lock(&w->view_mu);
+        int rc = 0;
+        while (w->view_seq == seq0[i] && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&w->view_cv, &w->view_mu, &dl);
+        if (w->view_seq != seq0[i]) {
+            out[i] = w->view;
+            w->view = NULL;
+        }
+        pthread_mutex_unlock(&w->view_mu);
+    }
+    free(seq0);
+}
+
 void worker_free(struct worker *w)
 {
     if (!w)
@@ -375,6 +467,9 @@ void worker_free(struct worker *w)
     for (int i = 0; i < w->nlisteners; i++)
         if (w->listeners[i].fd >= 0)
             close(w->listeners[i].fd);
+    cluster_set_view_free(w->view);
+    pthread_mutex_destroy(&w->view_mu);
+    pthread_cond_destroy(&w->view_cv);
     loop_free(w->loop);
     free(w);
 }
