@@ -735,7 +735,7 @@ static int ps_inbound_identity(struct pstream *ps)
 void ps_request_head(struct pstream *ps)
 {
     struct worker *w = ps->w;
-    uint8_t rnd[32];
+    uint8_t rnd[24]; /* 16 for an x-request-id, 8 for this hop's traceparent span */
     uint64_t now = loop_now_ms(w->loop);
 
     ps->grpc = stream_is_grpc(&ps->req);
@@ -763,7 +763,7 @@ void ps_request_head(struct pstream *ps)
     }
     stream_forwarded(&ps->req, "http", false, NULL);
     stream_request_id(&ps->req, rnd);
-    stream_trace_child(&ps->req, rnd + 16, rnd, false, NULL);
+    stream_trace_continue(&ps->req, rnd + 16, NULL);
 
     int64_t req_to = 0, be_to = 0;
     if (ps->dir == STATS_OUTBOUND) {
