@@ -61,6 +61,12 @@ static const char usage[] =
     "  --pod-ip IP                  its address ($INSTANCE_IP or $POD_IP)\n"
     "  --pod-labels k=v,...|@FILE   its labels, for PeerAuthentication selectors; @FILE reads\n"
     "                               the Downward API's labels file ($POD_LABELS)\n"
+    "  --access-log PATH            JSON access log, a line per request, appended to PATH\n"
+    "                               ('-': standard output); off when absent\n"
+    "  --access-log-sample R        log this fraction of the requests, 0 < R <= 1 (1); with\n"
+    "                               --access-log-errors-only, of the failures\n"
+    "  --access-log-errors-only     log only failures: status >= 400, no response, or a\n"
+    "                               response flag\n"
     "  -h, --help\n";
 
 const char *options_usage(void)
@@ -97,6 +103,9 @@ enum {
     OPT_SERVICE_ACCOUNT,
     OPT_POD_IP,
     OPT_POD_LABELS,
+    OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_SAMPLE,
+    OPT_ACCESS_LOG_ERRORS_ONLY,
 };
 
 static const struct option longopts[] = {
@@ -128,6 +137,9 @@ static const struct option longopts[] = {
     {"service-account", required_argument, NULL, OPT_SERVICE_ACCOUNT},
     {"pod-ip", required_argument, NULL, OPT_POD_IP},
     {"pod-labels", required_argument, NULL, OPT_POD_LABELS},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"access-log-sample", required_argument, NULL, OPT_ACCESS_LOG_SAMPLE},
+    {"access-log-errors-only", no_argument, NULL, OPT_ACCESS_LOG_ERRORS_ONLY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -166,6 +178,7 @@ static void defaults(struct sidecar_options *o)
     o->buf_count = 512;
     o->buf_size = 16 * 1024;
     o->log_level = LOG_INFO;
+    o->access_log_sample = 1.0;
     o->cert_dir = getenv("RINGMESH_CERT_DIR");
     if (o->cert_dir && !*o->cert_dir)
         o->cert_dir = NULL;
@@ -406,6 +419,24 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
         case OPT_POD_IP:
             o->pod_ip = optarg;
             break;
+        case OPT_ACCESS_LOG:
+            if (!*optarg)
+                goto bad_value;
+            o->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_SAMPLE: {
+            char *end;
+            errno = 0;
+            double r = strtod(optarg, &end);
+            /* !(r > 0) also refuses NaN */
+            if (errno || end == optarg || *end || !(r > 0) || r > 1)
+                goto bad_value;
+            o->access_log_sample = r;
+            break;
+        }
+        case OPT_ACCESS_LOG_ERRORS_ONLY:
+            o->access_log_errors_only = true;
+            break;
         case ':':
             snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
             return OPTIONS_ERROR;
@@ -425,7 +456,10 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                                    ? "a file name"
                                : c == OPT_XDS      ? "a URL"
                                : c == OPT_CERT_DIR ? "a directory"
-                                                   : "a number in range";
+                               : c == OPT_ACCESS_LOG ? "a file name, or - for standard output"
+                               : c == OPT_ACCESS_LOG_SAMPLE
+                                   ? "a fraction of requests, 0 < R <= 1 (e.g. 0.1)"
+                                   : "a number in range";
             snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg, want);
             return OPTIONS_ERROR;
         }
@@ -437,6 +471,11 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
     }
     if (o->buffer_bytes < o->buf_size)
         o->buffer_bytes = o->buf_size;
+    if (!o->access_log && (o->access_log_errors_only || o->access_log_sample < 1.0)) {
+        snprintf(err, errlen, "%s needs --access-log",
+                 o->access_log_errors_only ? "--access-log-errors-only" : "--access-log-sample");
+        return OPTIONS_ERROR;
+    }
     /* Identity, whether it came from a flag or the environment. */
     if (!o->pod_namespace || !*o->pod_namespace)
         o->pod_namespace = "default";

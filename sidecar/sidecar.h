@@ -11,6 +11,7 @@
 
 #include "options.h"
 
+struct accesslog;
 struct worker;
 struct xds_client;
 
@@ -38,6 +39,7 @@ struct sidecar {
     atomic_bool config_ready;
     struct xds_client *xds;  /* owned by main; NULL without --xds */
     char xds_source[300];    /* "xds <url>" or "xds-cache <file>": what the snapshot came from */
+    struct accesslog *alog;  /* owned by main: the access log, a ring per worker; NULL = off */
 };
 
 /* The xDS client's apply callback (xds_apply_cb): compiles the candidate model with
