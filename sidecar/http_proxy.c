@@ -385,12 +385,15 @@ static void ps_access_log(struct pstream *ps)
     e.bytes_received = ps->rq.total;
     e.bytes_sent = ps->rs.sent;
     char up[ADDR_STRLEN], down[ADDR_STRLEN], cl[400];
-    if (a && a->up.ss_family != AF_UNSPEC)
-        e.upstream_host = astr(addr_format((const struct sockaddr *)&a->up, up), strlen(up));
+    if (a && a->up.ss_family != AF_UNSPEC) {
+        addr_format((const struct sockaddr *)&a->up, up);
+        e.upstream_host = astr(up, strlen(up));
+    }
     const struct sockaddr_storage *src = a ? &a->down : dc ? &dc->src : NULL;
-    if (src && src->ss_family != AF_UNSPEC)
-        e.downstream_remote_address =
-            astr(addr_format((const struct sockaddr *)src, down), strlen(down));
+    if (src && src->ss_family != AF_UNSPEC) {
+        addr_format((const struct sockaddr *)src, down);
+        e.downstream_remote_address = astr(down, strlen(down));
+    }
     /* Istio's cluster names: outbound|port||FQDN, inbound|port|| */
     int n = -1;
     if (ps->dir == STATS_OUTBOUND && ps->cluster) {
