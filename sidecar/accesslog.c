@@ -238,6 +238,8 @@ bool accesslog_wants(const struct accesslog *al, bool error, uint64_t rnd)
 
 int accesslog_push(struct accesslog *al, int ring, const char *line, size_t len)
 {
+    if (ring < 0 || ring >= al->nrings) /* more workers than rings: cannot happen (main.c) */
+        return -EINVAL;
     struct ring *r = &al->rings[ring];
     uint32_t l32 = (uint32_t)len;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);

@@ -74,7 +74,7 @@ void accesslog_close(struct accesslog *al);
  * errors_only, then kept with probability sample (rnd: 64 random bits). Pure. */
 bool accesslog_wants(const struct accesslog *al, bool error, uint64_t rnd);
 /* Worker ring only: copies line into the ring. 0, or -ENOSPC when it is full (the line
- * is dropped and counted). */
+ * is dropped and counted), or -EINVAL for a ring that does not exist. */
 int accesslog_push(struct accesslog *al, int ring, const char *line, size_t len);
 
 /* Counters, any thread: lines written to the file, lines dropped (ring full or a failed

@@ -337,8 +337,11 @@ static void alog_upstream(struct pstream *ps, const struct sockaddr_storage *add
     struct ps_alog *a = ps->alog;
     if (!a)
         return;
-    if (addr)
+    if (addr) { /* a new attempt: the last one's peer is not this one's */
         a->up = *addr;
+        free(a->up_id);
+        a->up_id = NULL;
+    }
     if (uc) {
         free(a->up_id);
         a->up_id = peer_id_dup(uc);
