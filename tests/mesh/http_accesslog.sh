@@ -2,12 +2,13 @@
 # The JSON access log through two sidecars (client pod a -> Service VIPs -> server pod b):
 # a mix of requests (200s over HTTP/1.1, app 404s over HTTP/2, an app 503, a POST with a
 # body, local replies 503 UH from a Service without endpoints and 404 NR from a route that
-# does not match, and a hostile request whose path and user-agent hold quotes, backslashes,
-# a tab, a DEL and invalid UTF-8) gives one JSON line per request on each side, with the
-# right method, path, status, flags, protocol, bytes, clusters, hosts and direction; with
-# mTLS the SPIFFE IDs of both ends; --access-log-errors-only logs only the failures;
-# --access-log-sample 0.5 over 400 requests logs between 100 and 300; what was pushed is
-# written at exit; access_log.written / access_log.dropped count it. On both I/O backends.
+# does not match, and a hostile request whose path and user-agent hold quotes,
+# backslashes, a tab and invalid UTF-8) gives one JSON line per request on each side, with
+# the right method, path, status, flags, protocol, bytes, clusters, hosts and direction;
+# gRPC calls carry grpc_status (0, and 5 for NOT_FOUND); with mTLS the lines name the SPIFFE
+# IDs of both ends; --access-log-errors-only logs only the failures; --access-log-sample
+# 0.5 over 400 requests logs between 100 and 300; what was pushed is written at exit;
+# access_log.written / access_log.dropped count it. On both I/O backends.
 source "$(dirname "$0")/lib.sh"
 mesh_up
 mesh_require_bins
@@ -18,16 +19,19 @@ pod b 10.233.1.3
 ip -n "${RM_NS[a]}" route add 10.96.0.0/16 dev eth0 # pods reach VIPs through their route
 for p in a b; do check "ringmesh-init in $p" pod_init "$p"; done
 pod_app b "$RM_PY" "$RM_TOOLS/httpapp.py" 8080 --name web
-wait_port b 8080
+pod_app b "$RM_PY" "$RM_TOOLS/grpcapp.py" server 50051 --name g
+for port in 8080 50051; do wait_port b $port; done
 
 WEB=10.96.0.10    # -> b:8080
 EMPTY=10.96.0.12  # no endpoints: 503 UH
 ROUTED=10.96.0.13 # an HTTPRoute for /only: anything else 404 NR
+GRPC=10.96.0.14   # appProtocol grpc -> b:50051
 source "$RINGMESH_ROOT/tests/lib/http.sh"
 CFG=$RM_TMP/mesh.yaml
 {
     service web $WEB
     service routed $ROUTED
+    service grpc $GRPC port=50051 target=50051 proto=grpc
     printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: empty, namespace: default}\n'
     printf 'spec:\n  clusterIP: %s\n  ports: [{name: http, port: 80, targetPort: 8080, appProtocol: http}]\n' $EMPTY
     cat <<EOF
@@ -176,7 +180,14 @@ for io in "${RM_IOS[@]}"; do
         "$(fields "$LOGS/a.log" "r['method'] != 'POST' or (r['bytes_received'], r['bytes_sent']) == (1000, 1000)") $(fields "$LOGS/b.log" "r['method'] != 'POST' or (r['bytes_received'], r['bytes_sent']) == (1000, 1000)")" "ok ok"
     check_eq "$io: no mTLS: principals '-'" \
         "$(fields "$LOGS/a.log" "r['source_principal'] == '-' == r['destination_principal']")" ok
-    check_stat a access_log.written eq 11
+    # gRPC: grpc_status from the trailers (0, and 5 for a NOT_FOUND), on gRPC lines only
+    check_q "$io: a gRPC unary call" in_pod a "$RM_PY" "$RM_TOOLS/grpcapp.py" client $GRPC:50051 unary
+    check_q "$io: a gRPC call failing NOT_FOUND" in_pod a "$RM_PY" "$RM_TOOLS/grpcapp.py" client \
+        $GRPC:50051 fail NOT_FOUND
+    wait_until 3 logged a 13
+    check_eq "$io: grpc_status 0 and 5 on the gRPC lines, absent on the others" \
+        "$(fields "$LOGS/a.log" "r.get('grpc_status', 'none') == {'/test.Echo/Unary': 0, '/test.Echo/Fail': 5}.get(r['path'], 'none') and (r['path'] != '/test.Echo/Fail' or r['response_code'] == 200)")" ok
+    check_stat a access_log.written eq 13
     check_stat a access_log.dropped eq 0
     alive a b
     sidecars_down
