@@ -259,6 +259,9 @@ void ps_local_reply(struct pstream *ps, int status, const char *flag, const char
 
 /* Frees every stream at once (the worker is stopping). */
 void ps_free_all(struct worker *w);
+/* The access log's line for a request the HTTP/1.1 codec refused with status before it
+ * made a stream of it (flag DPE). */
+void ps_access_log_reject(struct hconn *c, int status);
 
 /* Shared helpers. */
 

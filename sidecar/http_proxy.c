@@ -431,6 +431,38 @@ static void ps_access_log(struct pstream *ps)
     accesslog_push(al, w->id, line, len); /* a full ring drops the line and counts it */
 }
 
+/* A request the HTTP/1.1 parser refused before it became a stream (400/431/501, flag DPE):
+ * logged too, as Envoy does, with what the connection knows. */
+void ps_access_log_reject(struct hconn *c, int status)
+{
+    struct worker *w = c->w;
+    struct accesslog *al = w->sc->alog;
+    if (!al || !accesslog_wants(al, true, prng_next(&w->clusters.rng)))
+        return;
+    struct accesslog_entry e = {0};
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    e.start_unix_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+    e.protocol = astr("HTTP/1.1", 8);
+    e.response_code = status;
+    e.response_flags = astr("DPE", 3);
+    char down[ADDR_STRLEN];
+    if (c->src.ss_family != AF_UNSPEC) {
+        addr_format((const struct sockaddr *)&c->src, down);
+        e.downstream_remote_address = astr(down, strlen(down));
+    }
+    e.direction = astr(stats_dir_name(c->dir), strlen(stats_dir_name(c->dir)));
+    const char *peer = c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
+    if (peer && *peer) {
+        const char *me = w->tls ? tls_creds_id(w->tls) : NULL;
+        e.source_principal = astr(peer, strlen(peer));
+        e.destination_principal = astr(me, me ? strlen(me) : 0);
+    }
+    char line[ACCESSLOG_LINE_MAX];
+    size_t len = accesslog_format(&e, line, sizeof(line));
+    accesslog_push(al, w->id, line, len);
+}
+
 /* ---- streams ---- */
 
 static struct pstream *ps_alloc(struct worker *w, enum stats_dir dir, struct config_snapshot *snap)

@@ -3,7 +3,8 @@
 # a mix of requests (200s over HTTP/1.1, app 404s over HTTP/2, an app 503, a POST with a
 # body, local replies 503 UH from a Service without endpoints and 404 NR from a route that
 # does not match, and a hostile request whose path and user-agent hold quotes,
-# backslashes, a tab and invalid UTF-8) gives one JSON line per request on each side, with
+# backslashes, a tab and invalid UTF-8, and one the parser refuses for a control byte in
+# its target (400 DPE)) gives one JSON line per request on each side, with
 # the right method, path, status, flags, protocol, bytes, clusters, hosts and direction;
 # gRPC calls carry grpc_status (0, and 5 for NOT_FOUND); with mTLS the lines name the SPIFFE
 # IDs of both ends; --access-log-errors-only logs only the failures; --access-log-sample
@@ -64,7 +65,7 @@ issue() {
 }
 check "certificates: a root, workloads a and b" eval 'ctl ca init --dir "$C/root" && issue a && issue b'
 
-# traffic: the requests of a round, 11 from a (8 of them reach b)
+# traffic: the requests of a round, 12 from a (8 of them reach b)
 traffic() {
     in_pod a curl -sS --max-time 10 --http1.1 -o /dev/null -o /dev/null -o /dev/null \
         "http://$WEB/ok/[1-3]" 2>>"$OUT/curl.err"
@@ -87,6 +88,11 @@ s = socket.create_connection((sys.argv[1], 80), timeout=5)
 s.sendall(b'GET /h"q\\x\'{}|^?a="b" HTTP/1.1\r\nHost: web\r\n'
           b'User-Agent: ev\til "agent" \\ \xc3\x28 \xff\r\nx-request-id: hostile-1\r\n'
           b'Connection: close\r\n\r\n')
+while s.recv(65536):
+    pass
+# a control byte in the target: refused by the parser (400 DPE), logged all the same
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+s.sendall(b'GET /ctl\x01x HTTP/1.1\r\nHost: web\r\n\r\n')
 while s.recv(65536):
     pass
 EOF
@@ -156,12 +162,12 @@ for io in "${RM_IOS[@]}"; do
     sidecar_up b "$io" --config "$CFG" --pod-ip 10.233.1.3 --access-log "$LOGS/b.log" ||
         { sidecar_down a; continue; }
     traffic
-    wait_until 3 logged a 11
+    wait_until 3 logged a 12
     wait_until 3 logged b 8
     got=$(summary "$LOGS/a.log")
-    check_eq "$io: a: 11 lines, each a JSON object, the right method, path, status, flags" \
+    check_eq "$io: a: 12 lines, each a JSON object, the right method, path, status, flags" \
         "$(echo "$got" | tr '\n' '|')" \
-        "GET /nope 404 NR HTTP/1.1 outbound|GET /ok/1 200 - HTTP/1.1 outbound|GET /ok/2 200 - HTTP/1.1 outbound|GET /ok/3 200 - HTTP/1.1 outbound|GET /status/404 404 - HTTP/2 outbound|GET /status/404 404 - HTTP/2 outbound|GET /status/503 503 - HTTP/1.1 outbound|GET /uh/1 503 UH HTTP/1.1 outbound|GET /uh/2 503 UH HTTP/1.1 outbound|POST /echo 200 - HTTP/1.1 outbound|bad 0|"
+        "- - 400 DPE HTTP/1.1 outbound|GET /nope 404 NR HTTP/1.1 outbound|GET /ok/1 200 - HTTP/1.1 outbound|GET /ok/2 200 - HTTP/1.1 outbound|GET /ok/3 200 - HTTP/1.1 outbound|GET /status/404 404 - HTTP/2 outbound|GET /status/404 404 - HTTP/2 outbound|GET /status/503 503 - HTTP/1.1 outbound|GET /uh/1 503 UH HTTP/1.1 outbound|GET /uh/2 503 UH HTTP/1.1 outbound|POST /echo 200 - HTTP/1.1 outbound|bad 0|"
     check_eq "$io: b: 8 lines, inbound over HTTP/2, each a JSON object" \
         "$(summary "$LOGS/b.log" | cut -d' ' -f1-3,5- | tr '\n' '|')" \
         "GET /ok/1 200 HTTP/2 inbound|GET /ok/2 200 HTTP/2 inbound|GET /ok/3 200 HTTP/2 inbound|GET /status/404 404 HTTP/2 inbound|GET /status/404 404 HTTP/2 inbound|GET /status/503 503 HTTP/2 inbound|POST /echo 200 HTTP/2 inbound|bad 0|"
@@ -171,9 +177,9 @@ for io in "${RM_IOS[@]}"; do
     check_eq "$io: a: the tab, quotes and backslash escaped in the raw line" \
         "$(grep -cF '"user_agent":"ev\til \"agent\" \\ \ufffd( \ufffd"' "$LOGS/a.log")" 1
     check_eq "$io: a: start_time RFC 3339 UTC with ms, duration, x_request_id, user_agent" \
-        "$(fields "$LOGS/a.log" "re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z', r['start_time']) and isinstance(r['duration'], int) and r['duration'] < 5000 and (r['x_request_id'] == 'hostile-1' or re.fullmatch('[0-9a-f-]{36}', r['x_request_id'])) and r['user_agent'].startswith(('curl/', 'poster', 'ev'))")" ok
-    check_eq "$io: a: clusters and hosts: outbound|80||FQDN and b:8080; '-' for UH and NR" \
-        "$(fields "$LOGS/a.log" "(r['upstream_host'], r['upstream_cluster']) == (('-', 'outbound|80||empty.default.svc.cluster.local') if r['response_flags'] == 'UH' else ('-', '-') if r['response_flags'] == 'NR' else ('10.233.1.3:8080', 'outbound|80||' + ('web' if r['authority'] == 'web' or r['authority'].startswith('10.96.0.10') else 'routed') + '.default.svc.cluster.local')) and r['downstream_remote_address'].startswith('10.233.1.2:')")" ok
+        "$(fields "$LOGS/a.log" "re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z', r['start_time']) and isinstance(r['duration'], int) and r['duration'] < 5000 and (r['x_request_id'] == 'hostile-1' or re.fullmatch('[0-9a-f-]{36}', r['x_request_id']) or r['response_flags'] == 'DPE') and (r['user_agent'].startswith(('curl/', 'poster', 'ev')) or r['response_flags'] == 'DPE')")" ok
+    check_eq "$io: a: clusters and hosts: outbound|80||FQDN and b:8080; '-' for UH, NR and DPE" \
+        "$(fields "$LOGS/a.log" "(r['upstream_host'], r['upstream_cluster']) == (('-', 'outbound|80||empty.default.svc.cluster.local') if r['response_flags'] == 'UH' else ('-', '-') if r['response_flags'] in ('NR', 'DPE') else ('10.233.1.3:8080', 'outbound|80||' + ('web' if r['authority'] == 'web' or r['authority'].startswith('10.96.0.10') else 'routed') + '.default.svc.cluster.local')) and r['downstream_remote_address'].startswith('10.233.1.2:')")" ok
     check_eq "$io: b: inbound|8080||, the app at b:8080, from a" \
         "$(fields "$LOGS/b.log" "r['upstream_cluster'] == 'inbound|8080||' and r['upstream_host'] == '10.233.1.3:8080' and r['downstream_remote_address'].startswith('10.233.1.2:')")" ok
     check_eq "$io: bytes: the POST's 1000 up and 1000 back, 0 for GETs to the app's 404" \
@@ -184,10 +190,10 @@ for io in "${RM_IOS[@]}"; do
     check_q "$io: a gRPC unary call" in_pod a "$RM_PY" "$RM_TOOLS/grpcapp.py" client $GRPC:50051 unary
     check_q "$io: a gRPC call failing NOT_FOUND" in_pod a "$RM_PY" "$RM_TOOLS/grpcapp.py" client \
         $GRPC:50051 fail NOT_FOUND
-    wait_until 3 logged a 13
+    wait_until 3 logged a 14
     check_eq "$io: grpc_status 0 and 5 on the gRPC lines, absent on the others" \
         "$(fields "$LOGS/a.log" "r.get('grpc_status', 'none') == {'/test.Echo/Unary': 0, '/test.Echo/Fail': 5}.get(r['path'], 'none') and (r['path'] != '/test.Echo/Fail' or r['response_code'] == 200)")" ok
-    check_stat a access_log.written eq 13
+    check_stat a access_log.written eq 14
     check_stat a access_log.dropped eq 0
     alive a b
     sidecars_down
@@ -200,10 +206,10 @@ for io in "${RM_IOS[@]}"; do
         --access-log "$LOGS/a.log" --access-log-errors-only || { sidecar_down b; continue; }
     traffic
     wait_until 3 logged b 8
-    wait_until 3 logged a 6
-    check_eq "$io: errors-only: a logs the 6 failures (404 x 2, 503, UH x 2, NR) and nothing else" \
+    wait_until 3 logged a 7
+    check_eq "$io: errors-only: a logs the 7 failures (404 x 2, 503, UH x 2, NR, 400 DPE) and nothing else" \
         "$(summary "$LOGS/a.log" | cut -d' ' -f2-4 | tr '\n' '|')" \
-        "/nope 404 NR|/status/404 404 -|/status/404 404 -|/status/503 503 -|/uh/1 503 UH|/uh/2 503 UH|0|"
+        "- 400 DPE|/nope 404 NR|/status/404 404 -|/status/404 404 -|/status/503 503 -|/uh/1 503 UH|/uh/2 503 UH|0|"
     SA=spiffe://cluster.local/ns/default/sa/a SB=spiffe://cluster.local/ns/default/sa/b
     check_eq "$io: mTLS: a's lines to b name a as source and b as destination, '-' without a peer" \
         "$(fields "$LOGS/a.log" "(r['source_principal'], r['destination_principal']) == (('$SA', '$SB') if r['upstream_host'] != '-' else ('-', '-'))")" ok
