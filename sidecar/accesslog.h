@@ -7,8 +7,8 @@
  * its own stack and copies it into its own ring (single producer, single consumer,
  * lock-free: no syscall, no lock, no allocation); the writer thread drains every ring
  * and write(2)s what it found. A full ring drops the line and counts it: the request
- * path never waits for the disk. The writer polls the rings every few milliseconds
- * when idle, so a line reaches the file within ~10 ms. accesslog_close() stops the
+ * path never waits for the disk. The writer polls the rings, napping 1 to 16 ms while
+ * they are empty, so a line reaches the file within ~20 ms. accesslog_close() stops the
  * writer after one last pass over every ring, after the workers stopped, so every line
  * pushed before is written.
  *

@@ -174,8 +174,8 @@ struct pstream {
     uint64_t start_ms;
     int status;       /* the status sent downstream */
     const char *flag; /* response flag, NULL = none */
-    struct ps_alog *alog; /* owned: what the access log needs past the connections; NULL
-                           * when it is off (http_proxy.c) */
+    /* owned: what the access log needs past the connections; NULL when it is off */
+    struct ps_alog *alog;
     struct pstream *reap_next;
     struct pstream *prev, *next; /* the worker's list */
 };

@@ -379,7 +379,7 @@ static void ps_access_log(struct pstream *ps)
     e.start_unix_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000 - (int64_t)e.duration_ms;
     e.method = astr(ps->req.method, ps->req.method_len);
     e.path = astr(ps->req.path, ps->req.path_len);
-    e.protocol = ps->dsid ? astr("HTTP/2", 6)
+    e.protocol = ps->dsid              ? astr("HTTP/2", 6)
                  : ps->peer_minor == 0 ? astr("HTTP/1.0", 8)
                                        : astr("HTTP/1.1", 8);
     e.authority = astr(ps->req.authority, ps->req.authority_len);

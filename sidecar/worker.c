@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,7 +260,13 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
         free(w);
         return NULL;
     }
-    if (cluster_set_init(&w->clusters, (uint64_t)time(NULL) * 1000003u + (uint64_t)id) < 0) {
+    /* The seed comes from the kernel: x-request-ids and traceparent span ids are drawn
+     * from this generator, and a time-based seed gave two sidecars started in the same
+     * second the same sequence (the same IDs in two pods). */
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = ((uint64_t)time(NULL) * 1000003u) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)id;
+    if (cluster_set_init(&w->clusters, seed) < 0) {
         snprintf(err, errlen, "worker %d: out of memory", id);
         loop_free(w->loop);
         free(w);

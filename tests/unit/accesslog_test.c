@@ -92,13 +92,25 @@ int main(void)
     static char big[100000];
     memset(big, 0x01, sizeof(big));
     struct accesslog_str b = {big, sizeof(big)};
-    struct accesslog_entry w = {.method = b, .path = b, .protocol = b, .authority = b,
-                                .response_flags = b, .upstream_host = b, .upstream_cluster = b,
-                                .downstream_remote_address = b, .direction = b,
-                                .source_principal = b, .destination_principal = b,
-                                .x_request_id = b, .traceparent = b, .user_agent = b,
-                                .grpc = true, .grpc_status = -1, .response_code = -1,
-                                .bytes_sent = UINT64_MAX / 2, .duration_ms = UINT64_MAX / 2};
+    struct accesslog_entry w = {.method = b,
+                                .path = b,
+                                .protocol = b,
+                                .authority = b,
+                                .response_flags = b,
+                                .upstream_host = b,
+                                .upstream_cluster = b,
+                                .downstream_remote_address = b,
+                                .direction = b,
+                                .source_principal = b,
+                                .destination_principal = b,
+                                .x_request_id = b,
+                                .traceparent = b,
+                                .user_agent = b,
+                                .grpc = true,
+                                .grpc_status = -1,
+                                .response_code = -1,
+                                .bytes_sent = UINT64_MAX / 2,
+                                .duration_ms = UINT64_MAX / 2};
     len = accesslog_format(&w, line, sizeof(line));
     ok(len <= ACCESSLOG_LINE_MAX && line[len - 1] == '\n' && line[len - 2] == '}',
        "worst case: %zu bytes, whole", len);
