@@ -260,13 +260,7 @@ struct worker *worker_new(struct sidecar *sc, int id, char *why_not_uring, size_
         free(w);
         return NULL;
     }
-    /* The seed comes from the kernel: x-request-ids and traceparent span ids are drawn
-     * from this generator, and a time-based seed gave two sidecars started in the same
-     * second the same sequence (the same IDs in two pods). */
-    uint64_t seed;
-    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-        seed = ((uint64_t)time(NULL) * 1000003u) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)id;
-    if (cluster_set_init(&w->clusters, seed) < 0) {
+    if (cluster_set_init(&w->clusters, (uint64_t)time(NULL) * 1000003u + (uint64_t)id) < 0) {
         snprintf(err, errlen, "worker %d: out of memory", id);
         loop_free(w->loop);
         free(w);
@@ -302,6 +296,12 @@ static void *worker_main(void *arg)
     int r;
     snprintf(name, sizeof(name), "w%d", w->id);
     log_set_thread_name(name);
+    /* Reseeded from the kernel: x-request-ids and traceparent span ids come from this
+     * generator, and its time-based seed gave two sidecars started in the same second
+     * the same sequence (the same IDs in two pods). The time seed stays if it fails. */
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+        prng_seed(&w->clusters.rng, seed ^ (uint64_t)w->id);
     r = loop_attach_thread(w->loop);
     if (r < 0) {
         log_error("cannot attach the %s ring to the worker thread: %s",
