@@ -164,6 +164,8 @@ struct pstream {
     struct retry_state rst;
     bool counted_rq; /* in cluster->rq_active */
     bool counted_pending;
+    /* owned: what the access log needs past the connections; NULL when it is off */
+    struct ps_alog *alog;
     /* the attempt */
     enum attempt_state at;
     struct pool *pool;
@@ -174,8 +176,6 @@ struct pstream {
     uint64_t start_ms;
     int status;       /* the status sent downstream */
     const char *flag; /* response flag, NULL = none */
-    /* owned: what the access log needs past the connections; NULL when it is off */
-    struct ps_alog *alog;
     struct pstream *reap_next;
     struct pstream *prev, *next; /* the worker's list */
 };

@@ -41,6 +41,12 @@ static const char usage[] =
     "  --static-dst ADDR:PORT       where to send connections that were not redirected\n"
     "                               (tests and benchmarks; default: close them)\n"
     "  --log-level LEVEL            error|warn|info|debug|trace (info)\n"
+    "  --access-log PATH            JSON access log, a line per request, appended to PATH\n"
+    "                               ('-': standard output); off when absent\n"
+    "  --access-log-sample R        log this fraction of the requests, 0 < R <= 1 (1); with\n"
+    "                               --access-log-errors-only, of the failures\n"
+    "  --access-log-errors-only     log only failures: status >= 400, no response, or a\n"
+    "                               response flag\n"
     "  --cert-dir DIR               mTLS between sidecars with DIR's cert-chain.pem, key.pem and\n"
     "                               root-cert.pem (Istio's layout; reloaded when they change);\n"
     "                               none: plaintext ($RINGMESH_CERT_DIR)\n"
@@ -61,12 +67,6 @@ static const char usage[] =
     "  --pod-ip IP                  its address ($INSTANCE_IP or $POD_IP)\n"
     "  --pod-labels k=v,...|@FILE   its labels, for PeerAuthentication selectors; @FILE reads\n"
     "                               the Downward API's labels file ($POD_LABELS)\n"
-    "  --access-log PATH            JSON access log, a line per request, appended to PATH\n"
-    "                               ('-': standard output); off when absent\n"
-    "  --access-log-sample R        log this fraction of the requests, 0 < R <= 1 (1); with\n"
-    "                               --access-log-errors-only, of the failures\n"
-    "  --access-log-errors-only     log only failures: status >= 400, no response, or a\n"
-    "                               response flag\n"
     "  -h, --help\n";
 
 const char *options_usage(void)
@@ -93,6 +93,9 @@ enum {
     OPT_BUFFER_SIZE,
     OPT_STATIC_DST,
     OPT_LOG_LEVEL,
+    OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_SAMPLE,
+    OPT_ACCESS_LOG_ERRORS_ONLY,
     OPT_CONFIG,
     OPT_XDS,
     OPT_XDS_CACHE,
@@ -103,9 +106,6 @@ enum {
     OPT_SERVICE_ACCOUNT,
     OPT_POD_IP,
     OPT_POD_LABELS,
-    OPT_ACCESS_LOG,
-    OPT_ACCESS_LOG_SAMPLE,
-    OPT_ACCESS_LOG_ERRORS_ONLY,
 };
 
 static const struct option longopts[] = {
@@ -127,6 +127,9 @@ static const struct option longopts[] = {
     {"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
     {"static-dst", required_argument, NULL, OPT_STATIC_DST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"access-log-sample", required_argument, NULL, OPT_ACCESS_LOG_SAMPLE},
+    {"access-log-errors-only", no_argument, NULL, OPT_ACCESS_LOG_ERRORS_ONLY},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"xds", required_argument, NULL, OPT_XDS},
     {"xds-cache", required_argument, NULL, OPT_XDS_CACHE},
@@ -137,9 +140,6 @@ static const struct option longopts[] = {
     {"service-account", required_argument, NULL, OPT_SERVICE_ACCOUNT},
     {"pod-ip", required_argument, NULL, OPT_POD_IP},
     {"pod-labels", required_argument, NULL, OPT_POD_LABELS},
-    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
-    {"access-log-sample", required_argument, NULL, OPT_ACCESS_LOG_SAMPLE},
-    {"access-log-errors-only", no_argument, NULL, OPT_ACCESS_LOG_ERRORS_ONLY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -384,6 +384,24 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
             o->log_level = lvl;
             break;
         }
+        case OPT_ACCESS_LOG:
+            if (!*optarg)
+                goto bad_value;
+            o->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_SAMPLE: {
+            char *end;
+            errno = 0;
+            double r = strtod(optarg, &end);
+            /* !(r > 0) also refuses NaN */
+            if (errno || end == optarg || *end || !(r > 0) || r > 1)
+                goto bad_value;
+            o->access_log_sample = r;
+            break;
+        }
+        case OPT_ACCESS_LOG_ERRORS_ONLY:
+            o->access_log_errors_only = true;
+            break;
         case OPT_CONFIG:
             if (!*optarg)
                 goto bad_value;
@@ -419,24 +437,6 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
         case OPT_POD_IP:
             o->pod_ip = optarg;
             break;
-        case OPT_ACCESS_LOG:
-            if (!*optarg)
-                goto bad_value;
-            o->access_log = optarg;
-            break;
-        case OPT_ACCESS_LOG_SAMPLE: {
-            char *end;
-            errno = 0;
-            double r = strtod(optarg, &end);
-            /* !(r > 0) also refuses NaN */
-            if (errno || end == optarg || *end || !(r > 0) || r > 1)
-                goto bad_value;
-            o->access_log_sample = r;
-            break;
-        }
-        case OPT_ACCESS_LOG_ERRORS_ONLY:
-            o->access_log_errors_only = true;
-            break;
         case ':':
             snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
             return OPTIONS_ERROR;
@@ -452,14 +452,14 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                                : c == OPT_BUFFERS    ? "a power of two from 16 to 32768"
                                : c == OPT_STATIC_DST ? "a numeric IPv4:port or [IPv6]:port"
                                : c == OPT_LOG_LEVEL  ? "error, warn, info, debug or trace"
+                               : c == OPT_ACCESS_LOG ? "a file name, or - for standard output"
+                               : c == OPT_ACCESS_LOG_SAMPLE
+                                   ? "a fraction of requests, 0 < R <= 1 (e.g. 0.1)"
                                : c == OPT_CONFIG || c == OPT_XDS_CACHE || c == OPT_XDS_TOKEN
                                    ? "a file name"
                                : c == OPT_XDS      ? "a URL"
                                : c == OPT_CERT_DIR ? "a directory"
-                               : c == OPT_ACCESS_LOG ? "a file name, or - for standard output"
-                               : c == OPT_ACCESS_LOG_SAMPLE
-                                   ? "a fraction of requests, 0 < R <= 1 (e.g. 0.1)"
-                                   : "a number in range";
+                                                   : "a number in range";
             snprintf(err, errlen, "--%s: bad value '%s': want %s", name ? name : "?", optarg, want);
             return OPTIONS_ERROR;
         }

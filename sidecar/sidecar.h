@@ -30,6 +30,7 @@ struct sidecar {
     atomic_int state;        /* enum sidecar_state */
     atomic_int active_cx;    /* downstream connections open, all workers */
     long long start_time;    /* unix seconds */
+    struct accesslog *alog;  /* owned by main: the access log, a ring per worker; NULL = off */
     atomic_int reloads_ok;       /* config files accepted after the first */
     atomic_int reloads_rejected; /* config files rejected; the old snapshot kept serving */
     atomic_int tls_reloads_ok, tls_reloads_rejected; /* --cert-dir rotations */
@@ -39,7 +40,6 @@ struct sidecar {
     atomic_bool config_ready;
     struct xds_client *xds;  /* owned by main; NULL without --xds */
     char xds_source[300];    /* "xds <url>" or "xds-cache <file>": what the snapshot came from */
-    struct accesslog *alog;  /* owned by main: the access log, a ring per worker; NULL = off */
 };
 
 /* The xDS client's apply callback (xds_apply_cb): compiles the candidate model with
