@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 
+#include "accesslog.h"
 #include "addr.h"
 #include "client.h"
 #include "config.h"
@@ -136,6 +137,10 @@ size_t admin_render_stats(struct sidecar *sc, char *buf, size_t len)
     for (int c = 0; c < STATS_WORKER_COUNT; c++)
         put(buf, len, &n, "%s: %llu\n", stats_worker_name(c), (unsigned long long)s.w[c]);
     put(buf, len, &n, "buffers.in_use: %llu\n", (unsigned long long)s.buffers_in_use);
+    put(buf, len, &n, "access_log.written: %llu\n",
+        (unsigned long long)accesslog_written(sc->alog));
+    put(buf, len, &n, "access_log.dropped: %llu\n",
+        (unsigned long long)accesslog_dropped(sc->alog));
     struct config_snapshot *snap = config_acquire();
     uint64_t oldest = UINT64_MAX;
     for (int i = 0; i < sc->nworkers; i++) {

@@ -324,6 +324,7 @@ static void h1_reject(struct hconn *c, int status, const char *why)
     c->close_after = true;
     c->mode = HM_TUNNEL; /* nothing more is parsed; closes once flushed */
     c->peer = NULL;
+    ps_access_log_reject(c, status);
 }
 
 static void h1_orig_authority(struct hconn *c, char *out, size_t len)

@@ -170,6 +170,8 @@ struct pstream {
     struct retry_state rst;
     bool counted_rq; /* in cluster->rq_active */
     bool counted_pending;
+    /* owned: what the access log needs past the connections; NULL when it is off */
+    struct ps_alog *alog;
     /* the attempt */
     enum attempt_state at;
     struct pool *pool;
@@ -271,6 +273,9 @@ void ps_local_reply(struct pstream *ps, int status, const char *flag, const char
 
 /* Frees every stream at once (the worker is stopping). */
 void ps_free_all(struct worker *w);
+/* The access log's line for a request the HTTP/1.1 codec refused with status before it
+ * made a stream of it (flag DPE). */
+void ps_access_log_reject(struct hconn *c, int status);
 
 /* Shared helpers. */
 

@@ -27,6 +27,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "accesslog.h"
+#include "addr.h"
 #include "authz.h"
 #include "config.h"
 #include "http_internal.h"
@@ -279,6 +281,188 @@ enum http_mtls_mode http_inbound_mtls(const struct config_snapshot *snap,
                                         : HTTP_MTLS_PERMISSIVE;
 }
 
+/* ---- the access log ---- */
+
+/* What a request's access log line needs from its connections, copied when the request
+ * starts (downstream) and per attempt (upstream): the connections may be gone, or be
+ * serving another request, by the time it ends. */
+struct ps_alog {
+    struct sockaddr_storage down; /* the client; AF_UNSPEC when unknown */
+    struct sockaddr_storage up;   /* the last attempt's endpoint; AF_UNSPEC: none */
+    uint16_t dst_port;            /* the port the client asked for (inbound cluster) */
+    char *down_id, *up_id;        /* owned: mTLS peers' SPIFFE IDs; NULL without mTLS */
+};
+
+static void alog_free(struct ps_alog *a)
+{
+    if (a) {
+        free(a->down_id);
+        free(a->up_id);
+        free(a);
+    }
+}
+
+static char *peer_id_dup(const struct hconn *c)
+{
+    const char *id = c && c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
+    return id && *id ? strdup(id) : NULL;
+}
+
+static uint16_t alog_port(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET    ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
+           : ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                                       : 0;
+}
+
+/* The request started: note the downstream facts (only with the access log on). */
+static void alog_begin(struct pstream *ps)
+{
+    struct hconn *dc = ps->dc;
+    if (!ps->w->sc->alog || ps->shadow || ps->alog || !dc)
+        return;
+    struct ps_alog *a = calloc(1, sizeof(*a));
+    if (!a)
+        return; /* logged without the connection's facts */
+    a->down = dc->src;
+    a->dst_port = alog_port(&dc->dst);
+    a->down_id = peer_id_dup(dc);
+    ps->alog = a;
+}
+
+/* An attempt goes to addr (its connection, when it has one, is uc). */
+static void alog_upstream(struct pstream *ps, const struct sockaddr_storage *addr,
+                          const struct hconn *uc)
+{
+    struct ps_alog *a = ps->alog;
+    if (!a)
+        return;
+    if (addr) { /* a new attempt: the last one's peer is not this one's */
+        a->up = *addr;
+        free(a->up_id);
+        a->up_id = NULL;
+    }
+    if (uc) {
+        free(a->up_id);
+        a->up_id = peer_id_dup(uc);
+    }
+}
+
+static struct accesslog_str astr(const char *p, size_t len)
+{
+    return (struct accesslog_str){p, p ? len : 0};
+}
+
+static struct accesslog_str afield(const struct stream_head *h, const char *name)
+{
+    const struct router_header *f = h->fields.v ? stream_head_get(h, name) : NULL;
+    return f ? astr(f->value, f->value_len) : astr(NULL, 0);
+}
+
+/* The request's line, if the access log wants it (Envoy logs when the stream ends). */
+static void ps_access_log(struct pstream *ps)
+{
+    struct worker *w = ps->w;
+    struct accesslog *al = w->sc->alog;
+    if (!al || ps->shadow)
+        return;
+    bool error = ps->status >= 400 || ps->status == 0 || ps->flag;
+    if (!accesslog_wants(al, error, prng_next(&w->clusters.rng)))
+        return;
+    const struct ps_alog *a = ps->alog;
+    struct hconn *dc = ps->dc;
+    struct accesslog_entry e = {0};
+    uint64_t now = loop_now_ms(w->loop);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    e.duration_ms = now - ps->start_ms;
+    e.start_unix_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000 - (int64_t)e.duration_ms;
+    e.method = astr(ps->req.method, ps->req.method_len);
+    e.path = astr(ps->req.path, ps->req.path_len);
+    e.protocol = ps->dsid              ? astr("HTTP/2", 6)
+                 : ps->peer_minor == 0 ? astr("HTTP/1.0", 8)
+                                       : astr("HTTP/1.1", 8);
+    e.authority = astr(ps->req.authority, ps->req.authority_len);
+    e.response_code = ps->status;
+    e.response_flags = astr(ps->flag, ps->flag ? strlen(ps->flag) : 0);
+    e.bytes_received = ps->rq.total;
+    e.bytes_sent = ps->rs.sent;
+    char up[ADDR_STRLEN], down[ADDR_STRLEN], cl[400];
+    if (a && a->up.ss_family != AF_UNSPEC) {
+        addr_format((const struct sockaddr *)&a->up, up);
+        e.upstream_host = astr(up, strlen(up));
+    }
+    const struct sockaddr_storage *src = a ? &a->down : dc ? &dc->src : NULL;
+    if (src && src->ss_family != AF_UNSPEC) {
+        addr_format((const struct sockaddr *)src, down);
+        e.downstream_remote_address = astr(down, strlen(down));
+    }
+    /* Istio's cluster names: outbound|port||FQDN, inbound|port|| */
+    int n = -1;
+    if (ps->dir == STATS_OUTBOUND && ps->cluster) {
+        const char *port = strrchr(ps->cluster->key, ':');
+        n = snprintf(cl, sizeof(cl), "outbound|%s||%s", port ? port + 1 : "", ps->cluster->sni);
+    } else if (ps->dir == STATS_INBOUND && (a || dc)) {
+        n = snprintf(cl, sizeof(cl), "inbound|%u||", a ? a->dst_port : alog_port(&dc->dst));
+    }
+    if (n > 0 && (size_t)n < sizeof(cl))
+        e.upstream_cluster = astr(cl, (size_t)n);
+    e.direction = astr(stats_dir_name(ps->dir), strlen(stats_dir_name(ps->dir)));
+    /* principals: the mTLS peer, and ourselves on the side that connection reached */
+    const char *me = w->tls ? tls_creds_id(w->tls) : NULL;
+    const char *peer = a ? (ps->dir == STATS_INBOUND ? a->down_id : a->up_id) : NULL;
+    if (peer) {
+        const char *src_id = ps->dir == STATS_INBOUND ? peer : me;
+        const char *dst_id = ps->dir == STATS_INBOUND ? me : peer;
+        e.source_principal = astr(src_id, src_id ? strlen(src_id) : 0);
+        e.destination_principal = astr(dst_id, dst_id ? strlen(dst_id) : 0);
+    }
+    e.x_request_id = afield(&ps->req, "x-request-id");
+    e.traceparent = afield(&ps->req, "traceparent");
+    e.user_agent = afield(&ps->req, "user-agent");
+    if (ps->grpc) {
+        e.grpc = true;
+        e.grpc_status = ps->has_ptr ? stream_grpc_status(&ps->ptr) : -1;
+        if (e.grpc_status < 0)
+            e.grpc_status = stream_grpc_status(&ps->resp);
+    }
+    char line[ACCESSLOG_LINE_MAX];
+    size_t len = accesslog_format(&e, line, sizeof(line));
+    accesslog_push(al, w->id, line, len); /* a full ring drops the line and counts it */
+}
+
+/* A request the HTTP/1.1 parser refused before it became a stream (400/431/501, flag DPE):
+ * logged too, as Envoy does, with what the connection knows. */
+void ps_access_log_reject(struct hconn *c, int status)
+{
+    struct worker *w = c->w;
+    struct accesslog *al = w->sc->alog;
+    if (!al || !accesslog_wants(al, true, prng_next(&w->clusters.rng)))
+        return;
+    struct accesslog_entry e = {0};
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    e.start_unix_ms = (int64_t)rt.tv_sec * 1000 + rt.tv_nsec / 1000000;
+    e.protocol = astr("HTTP/1.1", 8);
+    e.response_code = status;
+    e.response_flags = astr("DPE", 3);
+    char down[ADDR_STRLEN];
+    if (c->src.ss_family != AF_UNSPEC) {
+        addr_format((const struct sockaddr *)&c->src, down);
+        e.downstream_remote_address = astr(down, strlen(down));
+    }
+    e.direction = astr(stats_dir_name(c->dir), strlen(stats_dir_name(c->dir)));
+    const char *peer = c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
+    if (peer && *peer) {
+        const char *me = w->tls ? tls_creds_id(w->tls) : NULL;
+        e.source_principal = astr(peer, strlen(peer));
+        e.destination_principal = astr(me, me ? strlen(me) : 0);
+    }
+    char line[ACCESSLOG_LINE_MAX];
+    size_t len = accesslog_format(&e, line, sizeof(line));
+    accesslog_push(al, w->id, line, len);
+}
+
 /* ---- streams ---- */
 
 static uint64_t mono_us(void)
@@ -338,6 +522,7 @@ static void ps_free(struct pstream *ps)
     stream_head_free(&ps->ptr);
     bq_free(&ps->rq);
     bq_free(&ps->rs);
+    alog_free(ps->alog);
     config_release(ps->snap);
     free(ps);
 }
@@ -508,6 +693,7 @@ static void ps_finish(struct pstream *ps)
     if (ps->finished)
         return;
     ps->finished = true;
+    ps_access_log(ps);
     mirror_unlink(ps);
     while (ps->mirrors) { /* mirrors outlive the original only with a whole request */
         struct pstream *m = ps->mirrors;
@@ -829,10 +1015,11 @@ static int ps_inbound_identity(struct pstream *ps)
 void ps_request_head(struct pstream *ps)
 {
     struct worker *w = ps->w;
-    uint8_t rnd[32];
+    uint8_t rnd[24]; /* 16 for an x-request-id, 8 for this hop's traceparent span */
     uint64_t now = loop_now_ms(w->loop);
 
     ps->grpc = stream_is_grpc(&ps->req);
+    alog_begin(ps);
     if (ps->dc && w->sc->opts.max_request_rate) { /* one connection's request rate */
         struct hconn *dc = ps->dc;
         if (now - dc->rq_window_ms >= 1000) {
@@ -857,7 +1044,7 @@ void ps_request_head(struct pstream *ps)
     }
     stream_forwarded(&ps->req, "http", false, NULL);
     stream_request_id(&ps->req, rnd);
-    stream_trace_child(&ps->req, rnd + 16, rnd, false, NULL);
+    stream_trace_continue(&ps->req, rnd + 16, NULL);
 
     int64_t req_to = 0, be_to = 0;
     if (ps->dir == STATS_OUTBOUND) {
@@ -1096,6 +1283,7 @@ static void ps_attempt(struct pstream *ps)
         loop_timer_set(w->loop, &ps->t_try, (uint64_t)d);
     }
     ps->at_start_ms = now;
+    alog_upstream(ps, &addr, NULL);
     struct hconn *uc;
     ps->at = AT_WAIT;
     /* between sidecars: mTLS when we have credentials and the policy does not disable it */
@@ -1111,6 +1299,7 @@ static void ps_attempt(struct pstream *ps)
 
 void ps_upstream_ready(struct pstream *ps, struct hconn *uc)
 {
+    alog_upstream(ps, NULL, uc);
     ps->uc = uc;
     ps->at = AT_SENT;
     bool end = ps->rq.done && ps->rq.total == 0 && !ps->has_rtr;

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "admin.h"
 #include "client.h"
 #include "config.h"
@@ -286,9 +287,24 @@ int main(int argc, char **argv)
         tls_shutdown();
         return 1;
     }
+    if (sc.opts.access_log) {
+        int nw = sc.opts.concurrency ? sc.opts.concurrency : cpus_available();
+        sc.alog = accesslog_open(sc.opts.access_log, nw, sc.opts.access_log_sample,
+                                 sc.opts.access_log_errors_only, err, sizeof(err));
+        if (!sc.alog || accesslog_start(sc.alog) < 0) {
+            log_error("%s", sc.alog ? "--access-log: cannot start the writer thread" : err);
+            accesslog_close(sc.alog);
+            admin_close(&admin);
+            xds_delta_free(&cached);
+            config_shutdown();
+            tls_shutdown();
+            return 1;
+        }
+    }
     if (start_workers(&sc, err, sizeof(err)) < 0) {
         log_error("%s", err);
         stop_workers(&sc);
+        accesslog_close(sc.alog);
         admin_close(&admin);
         xds_delta_free(&cached);
         config_shutdown();
@@ -393,6 +409,8 @@ out:
     xds_client_free(sc.xds); /* before the workers: its thread commands them */
     sc.xds = NULL;
     stop_workers(&sc);
+    accesslog_close(sc.alog); /* after the workers: their last lines are written */
+    sc.alog = NULL;
     admin_close(&admin);
     config_shutdown();
     tls_shutdown();

@@ -42,6 +42,12 @@ static const char usage[] =
     "  --static-dst ADDR:PORT       where to send connections that were not redirected\n"
     "                               (tests and benchmarks; default: close them)\n"
     "  --log-level LEVEL            error|warn|info|debug|trace (info)\n"
+    "  --access-log PATH            JSON access log, a line per request, appended to PATH\n"
+    "                               ('-': standard output); off when absent\n"
+    "  --access-log-sample R        log this fraction of the requests, 0 < R <= 1 (1); with\n"
+    "                               --access-log-errors-only, of the failures\n"
+    "  --access-log-errors-only     log only failures: status >= 400, no response, or a\n"
+    "                               response flag\n"
     "  --cert-dir DIR               mTLS between sidecars with DIR's cert-chain.pem, key.pem and\n"
     "                               root-cert.pem (Istio's layout; reloaded when they change);\n"
     "                               none: plaintext ($RINGMESH_CERT_DIR)\n"
@@ -97,6 +103,9 @@ enum {
     OPT_BUFFER_SIZE,
     OPT_STATIC_DST,
     OPT_LOG_LEVEL,
+    OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_SAMPLE,
+    OPT_ACCESS_LOG_ERRORS_ONLY,
     OPT_CONFIG,
     OPT_XDS,
     OPT_XDS_CACHE,
@@ -134,6 +143,9 @@ static const struct option longopts[] = {
     {"buffer-size", required_argument, NULL, OPT_BUFFER_SIZE},
     {"static-dst", required_argument, NULL, OPT_STATIC_DST},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"access-log-sample", required_argument, NULL, OPT_ACCESS_LOG_SAMPLE},
+    {"access-log-errors-only", no_argument, NULL, OPT_ACCESS_LOG_ERRORS_ONLY},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"xds", required_argument, NULL, OPT_XDS},
     {"xds-cache", required_argument, NULL, OPT_XDS_CACHE},
@@ -188,6 +200,7 @@ static void defaults(struct sidecar_options *o)
     o->buf_count = 512;
     o->buf_size = 16 * 1024;
     o->log_level = LOG_INFO;
+    o->access_log_sample = 1.0;
     o->cert_dir = getenv("RINGMESH_CERT_DIR");
     if (o->cert_dir && !*o->cert_dir)
         o->cert_dir = NULL;
@@ -398,6 +411,24 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
             o->log_level = lvl;
             break;
         }
+        case OPT_ACCESS_LOG:
+            if (!*optarg)
+                goto bad_value;
+            o->access_log = optarg;
+            break;
+        case OPT_ACCESS_LOG_SAMPLE: {
+            char *end;
+            errno = 0;
+            double r = strtod(optarg, &end);
+            /* !(r > 0) also refuses NaN */
+            if (errno || end == optarg || *end || !(r > 0) || r > 1)
+                goto bad_value;
+            o->access_log_sample = r;
+            break;
+        }
+        case OPT_ACCESS_LOG_ERRORS_ONLY:
+            o->access_log_errors_only = true;
+            break;
         case OPT_CONFIG:
             if (!*optarg)
                 goto bad_value;
@@ -477,6 +508,9 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
                                : c == OPT_BUFFERS    ? "a power of two from 16 to 32768"
                                : c == OPT_STATIC_DST ? "a numeric IPv4:port or [IPv6]:port"
                                : c == OPT_LOG_LEVEL  ? "error, warn, info, debug or trace"
+                               : c == OPT_ACCESS_LOG ? "a file name, or - for standard output"
+                               : c == OPT_ACCESS_LOG_SAMPLE
+                                   ? "a fraction of requests, 0 < R <= 1 (e.g. 0.1)"
                                : c == OPT_CONFIG || c == OPT_XDS_CACHE || c == OPT_XDS_TOKEN
                                    ? "a file name"
                                : c == OPT_XDS      ? "a URL"
@@ -496,6 +530,11 @@ enum options_result options_parse(struct sidecar_options *o, int argc, char **ar
     }
     if (o->buffer_bytes < o->buf_size)
         o->buffer_bytes = o->buf_size;
+    if (!o->access_log && (o->access_log_errors_only || o->access_log_sample < 1.0)) {
+        snprintf(err, errlen, "%s needs --access-log",
+                 o->access_log_errors_only ? "--access-log-errors-only" : "--access-log-sample");
+        return OPTIONS_ERROR;
+    }
     /* Identity, whether it came from a flag or the environment. */
     if (!o->pod_namespace || !*o->pod_namespace)
         o->pod_namespace = "default";

@@ -34,6 +34,10 @@ struct sidecar_options {
     struct sockaddr_storage static_dst;
     socklen_t static_dst_len;
     int log_level;
+    /* The access log (accesslog.h, docs/tracing.md). */
+    const char *access_log;      /* --access-log: a file, "-" for standard output; NULL = off */
+    double access_log_sample;    /* --access-log-sample: fraction of requests, (0, 1]; 1 */
+    bool access_log_errors_only; /* --access-log-errors-only: status >= 400, 0 or a flag */
     const char *cert_dir;         /* --cert-dir, $RINGMESH_CERT_DIR: mTLS credentials; NULL = off */
     const char *config_path; /* --config: the resource model file; NULL = none */
     const char *xds_url;     /* --xds: the control plane; NULL = none (not with --config) */

@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "options.h"
 
+struct accesslog;
 struct worker;
 struct xds_client;
 
@@ -37,6 +38,7 @@ struct sidecar {
     atomic_int state;        /* enum sidecar_state */
     atomic_int active_cx;    /* downstream connections open, all workers */
     long long start_time;    /* unix seconds */
+    struct accesslog *alog;  /* owned by main: the access log, a ring per worker; NULL = off */
     atomic_int reloads_ok;       /* config files accepted after the first */
     atomic_int reloads_rejected; /* config files rejected; the old snapshot kept serving */
     atomic_int tls_reloads_ok, tls_reloads_rejected; /* --cert-dir rotations */

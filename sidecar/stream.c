@@ -921,9 +921,10 @@ void stream_traceparent_format(const struct stream_traceparent *tp,
     *o++ = '-';
     o = hex(o, tp->span_id, 8);
     *o++ = '-';
-    /* Only the sampled bit is defined for version 00; the others are zeroed (§3.2.2.5). */
-    uint8_t fl = tp->flags & 1;
-    o = hex(o, &fl, 1);
+    /* The flags byte goes on as it came: a proxy that records no span makes no sampling
+     * decision, and Trace Context level 2 defines another bit (random-trace-id, 0x02)
+     * that a level-1 mask would wrongly clear. */
+    o = hex(o, &tp->flags, 1);
     *o = 0;
 }
 
@@ -935,26 +936,20 @@ static void nonzero(uint8_t *b, size_t n)
     b[n - 1] = 1;
 }
 
-int stream_trace_child(struct stream_head *h, const uint8_t span_rnd[8],
-                       const uint8_t trace_rnd[16], bool sampled, struct stream_traceparent *out)
+int stream_trace_continue(struct stream_head *h, const uint8_t span_rnd[8],
+                          struct stream_traceparent *out)
 {
     struct stream_traceparent tp;
-    const struct router_header *f = stream_head_get(h, "traceparent");
-    int cont = f && stream_traceparent_parse(f->value, f->value_len, &tp) == 0;
-    /* Two traceparent fields are as good as none: which would be the parent? */
-    if (cont) {
-        size_t n = 0;
-        for (size_t i = 0; i < h->fields.n; i++)
-            n += name_is(h->fields.v[i].name, h->fields.v[i].name_len, "traceparent");
-        cont = n == 1;
-    }
-    if (!cont) {
-        memcpy(tp.trace_id, trace_rnd, 16);
-        nonzero(tp.trace_id, 16);
-        tp.flags = sampled ? 1 : 0;
-        router_headers_remove(&h->fields, "tracestate", 10);
-    }
-    tp.version = 0;
+    const struct router_header *f = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < h->fields.n; i++)
+        if (name_is(h->fields.v[i].name, h->fields.v[i].name_len, "traceparent")) {
+            f = &h->fields.v[i];
+            n++;
+        }
+    /* Two traceparent fields: which would be the parent? Both go on as they came. */
+    if (n != 1 || stream_traceparent_parse(f->value, f->value_len, &tp) < 0 || tp.version != 0)
+        return 0;
     memcpy(tp.span_id, span_rnd, 8);
     nonzero(tp.span_id, 8);
     char buf[STREAM_TRACEPARENT_LEN + 1];
@@ -964,7 +959,7 @@ int stream_trace_child(struct stream_head *h, const uint8_t span_rnd[8],
         return rc;
     if (out)
         *out = tp;
-    return cont;
+    return 1;
 }
 
 /* ---- local replies ---- */

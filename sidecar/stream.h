@@ -51,9 +51,12 @@
  *   only when asked); x-forwarded-for is left as received unless the caller asks to append
  *   the peer address; x-request-id is kept when present, else a UUIDv4 from caller
  *   randomness; b3 headers are never touched.
- * - traceparent (W3C Trace Context level 1): a valid one gets a child (same trace id and
- *   flags, new span id, version 00); an absent or invalid one is replaced by a new trace
- *   and tracestate is dropped with it.
+ * - traceparent (W3C Trace Context level 1): a valid version-00 one (exactly one field)
+ *   gets this hop's span: same trace id and flags byte, new parent id. An absent one is
+ *   not invented (no tracer here records spans, so a trace we started would point at
+ *   spans nobody has); an invalid one, a later version or two fields pass through as they
+ *   came, so the proxy never breaks a request over it and never rewrites what it does not
+ *   understand. tracestate always passes untouched (docs/tracing.md).
  * - Local replies carry "x-ringmesh-flags: <Envoy response flag>" so tests and clients can
  *   see why (Envoy keeps flags in logs only); bodies are Envoy's texts. A gRPC request gets
  *   a trailers-only response (HTTP 200, grpc-status, grpc-message) with the status mapped
@@ -288,19 +291,20 @@ struct stream_traceparent {
  * non-zero trace and parent ids). 0 or -EINVAL. */
 int stream_traceparent_parse(const char *v, size_t len, struct stream_traceparent *out);
 
-/* Formats tp as a version-00 traceparent into out (56 bytes). */
+/* Formats tp as a version-00 traceparent into out (56 bytes); the flags byte as it is. */
 void stream_traceparent_format(const struct stream_traceparent *tp,
                                char out[STREAM_TRACEPARENT_LEN + 1]);
 
 /*
- * Our span for this hop: with a valid traceparent in h, a child (same trace id and flags,
- * span id from span_rnd); otherwise a new trace (trace id from trace_rnd, span id from
- * span_rnd, sampled as given) and tracestate removed. All-zero randomness is nudged to
- * stay valid. Writes the new traceparent into h, the result into out (may be NULL), and
- * returns 1 if the trace continues, 0 if a new one started, or -STREAM_E_NOMEM / -ENOSPC.
+ * This hop's span: when h holds exactly one traceparent field and it is a valid version-00
+ * value, it is rewritten with the same trace id and flags and a new parent id from
+ * span_rnd (all-zero randomness is nudged to stay valid). Anything else (none, invalid,
+ * another version, two fields) is left as it is. tracestate is never touched. Returns 1
+ * when rewritten (the new fields in out, which may be NULL), 0 when left alone, or
+ * -STREAM_E_NOMEM / -ENOSPC.
  */
-int stream_trace_child(struct stream_head *h, const uint8_t span_rnd[8],
-                       const uint8_t trace_rnd[16], bool sampled, struct stream_traceparent *out);
+int stream_trace_continue(struct stream_head *h, const uint8_t span_rnd[8],
+                          struct stream_traceparent *out);
 
 /* ---- local replies ---- */
 

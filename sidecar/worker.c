@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -351,6 +352,12 @@ static void *worker_main(void *arg)
     int r;
     snprintf(name, sizeof(name), "w%d", w->id);
     log_set_thread_name(name);
+    /* Reseeded from the kernel: x-request-ids and traceparent span ids come from this
+     * generator, and its time-based seed gave two sidecars started in the same second
+     * the same sequence (the same IDs in two pods). The time seed stays if it fails. */
+    uint64_t seed;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+        prng_seed(&w->clusters.rng, seed ^ (uint64_t)w->id);
     r = loop_attach_thread(w->loop);
     if (r < 0) {
         log_error("cannot attach the %s ring to the worker thread: %s",

@@ -136,5 +136,32 @@ int main(void)
        "--xds-token without --cert-dir is refused: %s", err);
     parse(&o, err, sizeof(err), NULL);
     is_int(options_check_sources(&o, err, sizeof(err)), 0, "no sources at all is fine (empty)");
+
+    /* the access log */
+    ok(!o.access_log && o.access_log_sample == 1.0 && !o.access_log_errors_only,
+       "access log off by default, sample 1");
+    is_int(parse(&o, err, sizeof(err), "--access-log", "/tmp/a.log", "--access-log-sample", "0.25",
+                 "--access-log-errors-only", NULL),
+           OPTIONS_OK, "--access-log, --access-log-sample, --access-log-errors-only parse");
+    ok(o.access_log && !strcmp(o.access_log, "/tmp/a.log") && o.access_log_sample == 0.25 &&
+           o.access_log_errors_only,
+       "  and are kept");
+    is_int(parse(&o, err, sizeof(err), "--access-log", "-", "--access-log-sample", "1", NULL),
+           OPTIONS_OK, "--access-log - (standard output), sample 1");
+    const char *bad_samples[] = {"0", "-0.5", "1.01", "nan", "abc", "0.5x", "", "inf"};
+    for (size_t i = 0; i < sizeof(bad_samples) / sizeof(bad_samples[0]); i++) {
+        enum options_result r = parse(&o, err, sizeof(err), "--access-log", "x",
+                                      "--access-log-sample", bad_samples[i], NULL);
+        ok(r == OPTIONS_ERROR && strstr(err, "--access-log-sample: bad value") &&
+               strstr(err, "0 < R <= 1"),
+           "--access-log-sample '%s' refused: %s", bad_samples[i], err);
+    }
+    bad("--access-log", "", "--access-log: bad value '': want a file name");
+    is_int(parse(&o, err, sizeof(err), "--access-log-errors-only", NULL), OPTIONS_ERROR,
+           "--access-log-errors-only without --access-log is refused");
+    ok(strstr(err, "--access-log-errors-only needs --access-log") != NULL, "  saying so: %s", err);
+    is_int(parse(&o, err, sizeof(err), "--access-log-sample", "0.5", NULL), OPTIONS_ERROR,
+           "--access-log-sample without --access-log is refused");
+    ok(strstr(err, "--access-log-sample needs --access-log") != NULL, "  saying so: %s", err);
     return tap_done();
 }

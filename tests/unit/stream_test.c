@@ -748,26 +748,52 @@ static void test_trace_and_ids(void)
               "\r\n",
               &r);
     stream_from_h1_request(&m, &r, NULL, 0);
-    uint8_t span[8] = {1, 2, 3, 4, 5, 6, 7, 8}, trace[16] = {0xaa};
-    is_int(stream_trace_child(&m, span, trace, false, &tp), 1, "valid parent: trace continues");
+    uint8_t span[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    is_int(stream_trace_continue(&m, span, &tp), 1, "valid parent: trace continues");
     ok(field_is(&m, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-0102030405060708-01"),
-       "child: same trace id and flags, new span id");
+       "child: same trace id and flags, new parent id");
     ok(field_is(&m, "tracestate", "congo=t61rcWkgMzE"), "tracestate kept");
     ok(field_is(&m, "x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"), "b3 untouched");
 
+    /* the flags byte is kept whole (level 2's random bit 0x02, unknown bits) */
     parse_req("GET / HTTP/1.1\r\nHost: a\r\n"
-              "traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n"
-              "tracestate: congo=t61rcWkgMzE\r\n\r\n",
+              "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03\r\n\r\n",
               &r);
     stream_from_h1_request(&m, &r, NULL, 0);
-    is_int(stream_trace_child(&m, span, trace, true, &tp), 0, "invalid parent: new trace");
-    ok(field_is(&m, "traceparent", "00-aa000000000000000000000000000000-0102030405060708-01"),
-       "new trace from caller randomness");
-    ok(!stream_head_get(&m, "tracestate"), "tracestate dropped with the invalid parent");
+    is_int(stream_trace_continue(&m, span, &tp), 1, "flags 03: continues");
+    ok(field_is(&m, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-0102030405060708-03"),
+       "flags 03 kept");
+
+    /* invalid, absent, a later version, two fields: left exactly as they came */
+    static const char *const keep[] = {
+        "traceparent: 00-00000000000000000000000000000000-00f067aa0ba902b7-01\r\n"
+        "tracestate: congo=t61rcWkgMzE\r\n",
+        "traceparent: garbage\r\n",
+        "traceparent: 01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what\r\n",
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b7-01\r\n",
+        "",
+    };
     uint8_t zero8[8] = {0}, zero16[16] = {0};
-    parse_req("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &r);
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        char req[512];
+        snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n", keep[i]);
+        parse_req(req, &r);
+        stream_from_h1_request(&m, &r, NULL, 0);
+        size_t n0 = m.fields.n;
+        char before[512];
+        const struct router_header *f0 = stream_head_get(&m, "traceparent");
+        snprintf(before, sizeof(before), "%.*s", f0 ? (int)f0->value_len : 0, f0 ? f0->value : "");
+        is_int(stream_trace_continue(&m, span, &tp), 0, "left alone");
+        const struct router_header *f1 = stream_head_get(&m, "traceparent");
+        ok(m.fields.n == n0 && (f0 ? f1 && field_is(&m, "traceparent", before) : !f1),
+           i == 4 ? "absent: none invented" : "unchanged");
+    }
+    parse_req("GET / HTTP/1.1\r\nHost: a\r\n"
+              "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
+              &r);
     stream_from_h1_request(&m, &r, NULL, 0);
-    is_int(stream_trace_child(&m, zero8, zero16, false, &tp), 0, "absent: new trace");
+    is_int(stream_trace_continue(&m, zero8, &tp), 1, "all-zero randomness");
     const struct router_header *f = stream_head_get(&m, "traceparent");
     ok(f && stream_traceparent_parse(f->value, f->value_len, &tp) == 0,
        "all-zero randomness still gives a valid traceparent");
