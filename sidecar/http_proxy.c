@@ -360,6 +360,13 @@ static struct accesslog_str afield(const struct stream_head *h, const char *name
 }
 
 /* The request's line, if the access log wants it (Envoy logs when the stream ends). */
+/* A gRPC response's grpc-status: from its trailers, else its headers (trailers-only); -1. */
+static int ps_grpc_status(const struct pstream *ps)
+{
+    int gs = ps->has_ptr ? stream_grpc_status(&ps->ptr) : -1;
+    return gs >= 0 ? gs : stream_grpc_status(&ps->resp);
+}
+
 static void ps_access_log(struct pstream *ps)
 {
     struct worker *w = ps->w;
@@ -422,9 +429,7 @@ static void ps_access_log(struct pstream *ps)
     e.user_agent = afield(&ps->req, "user-agent");
     if (ps->grpc) {
         e.grpc = true;
-        e.grpc_status = ps->has_ptr ? stream_grpc_status(&ps->ptr) : -1;
-        if (e.grpc_status < 0)
-            e.grpc_status = stream_grpc_status(&ps->resp);
+        e.grpc_status = ps_grpc_status(ps);
     }
     char line[ACCESSLOG_LINE_MAX];
     size_t len = accesslog_format(&e, line, sizeof(line));
@@ -649,9 +654,7 @@ static void ps_metrics(struct pstream *ps)
     m.v[ML_REQUEST_PROTOCOL] = ps->grpc ? "grpc" : "http";
     snprintf(code, sizeof(code), "%d", ps->status);
     m.v[ML_RESPONSE_CODE] = code;
-    int gs = ps->grpc ? stream_grpc_status(ps->has_ptr ? &ps->ptr : &ps->resp) : -1;
-    if (gs < 0 && ps->grpc && ps->has_ptr)
-        gs = stream_grpc_status(&ps->resp);
+    int gs = ps->grpc ? ps_grpc_status(ps) : -1;
     if (gs >= 0)
         snprintf(grpc, sizeof(grpc), "%d", gs);
     m.v[ML_GRPC_STATUS] = gs >= 0 ? grpc : "-";
