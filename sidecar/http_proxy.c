@@ -657,7 +657,7 @@ static void ps_metrics(struct pstream *ps)
     int gs = ps->grpc ? ps_grpc_status(ps) : -1;
     if (gs >= 0)
         snprintf(grpc, sizeof(grpc), "%d", gs);
-    m.v[ML_GRPC_STATUS] = gs >= 0 ? grpc : "-";
+    m.v[ML_GRPC_STATUS] = gs >= 0 ? grpc : ""; /* Istio's value off gRPC */
     m.v[ML_RESPONSE_FLAGS] = ps->flag ? ps->flag : "-";
     m.v[ML_SECURITY_POLICY] = out ? "unknown" : ps->peer_mtls ? "mutual_tls" : "none";
     metrics_http(&w->metrics, &m, loop_now_ms(w->loop));

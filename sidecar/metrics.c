@@ -285,7 +285,7 @@ static size_t make_key(const struct metrics_config *cfg, enum metrics_kind kind,
     for (int l = 0; l < ML_COUNT; l++) {
         if (!(mask & (1u << l)))
             continue;
-        const char *v = s->v[l] && *s->v[l] ? s->v[l] : "unknown";
+        const char *v = s->v[l] ? s->v[l] : "unknown"; /* "" stays: Istio's non-gRPC status */
         size_t vl = strnlen(v, 256);
         if (n + vl + 1 > cap)
             return 0;

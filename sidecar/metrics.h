@@ -88,8 +88,8 @@ struct metrics_config {
     uint32_t idle_ms;      /* evict series unused this long; 0 = never */
 };
 
-/* What one finished request or TCP connection says, label values NUL-terminated (NULL or
- * "" = "unknown"). */
+/* What one finished request or TCP connection says, label values NUL-terminated (NULL =
+ * "unknown"; "" is kept, as Istio's grpc_response_status off gRPC). */
 struct metrics_sample {
     const char *v[ML_COUNT];
     uint64_t duration_us;

@@ -106,7 +106,7 @@ scenario() {
 
     check_prom "b counts 17 x 200 from a, with a's labels and identity" b 17 \
         sum ringmesh_requests_total "${DST[@]}" "${PEER_A[@]}" response_code=200 \
-        request_protocol=http response_flags=- connection_security_policy=mutual_tls \
+        request_protocol=http grpc_response_status= response_flags=- connection_security_policy=mutual_tls \
         destination_workload=web destination_principal=$ID_B
     check_prom "b counts 3 x 500" b 3 sum ringmesh_requests_total "${DST[@]}" response_code=500
     check_prom "b: 20 in all for web" b 20 sum ringmesh_requests_total "${DST[@]}"
