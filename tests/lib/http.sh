@@ -9,6 +9,8 @@
 #   check_delta POD KEY BEFORE OP N   a check on a counter's growth since BEFORE
 #   alive POD...               one check per pod that its sidecar still runs
 #   codes POD CURL_ARGS...     "status x-app" of sequential requests, counted
+#   mesh_certs SA...           one check: a root in $C/root and a workload SVID of namespace
+#                              default per SA in $C/SA, owned by the sidecars' uid
 #
 # fetch, expect and codes use $OUT, a directory the app user (uid 1000) can write. Check
 # names get a "$RM_LABEL: " prefix when RM_LABEL is set.
@@ -136,4 +138,24 @@ codes() {
     local p=$1; shift
     in_pod "$p" curl -sS --max-time "${MAXT:-30}" -o /dev/null -w '%{http_code} %header{x-app}\n' "$@" 2>&1 |
         sort | uniq -c | sed 's/^ *//' | cut -c1-120
+}
+
+# mesh_certs SA...: one check that a mesh root (in $C/root, C defaulting to $RM_TMP/certs) and
+# a workload certificate of namespace default for each SA (in $C/SA, owned by uid 1337, as a
+# sidecar's --cert-dir) were made with ringmeshctl; its output goes to $RM_TMP/ringmeshctl.log.
+mesh_certs() {
+    local sa log=$RM_TMP/ringmeshctl.log ok=1
+    C=${C:-$RM_TMP/certs}
+    mkdir -p "$C" && chmod 755 "$C"
+    "$RINGMESH_BIN/ringmeshctl" ca init --dir "$C/root" >>"$log" 2>&1 || ok=
+    for sa; do
+        [ -n "$ok" ] && "$RINGMESH_BIN/ringmeshctl" ca issue --dir "$C/root" --ns default \
+            --sa "$sa" --out "$C/$sa" >>"$log" 2>&1 &&
+            chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$C/$sa" && chmod 700 "$C/$sa" || ok=
+    done
+    if [ -n "$ok" ]; then
+        ok "certificates: a root, workloads $*"
+    else
+        not_ok "certificates: a root, workloads $*" "$(tail -n 5 "$log")"
+    fi
 }

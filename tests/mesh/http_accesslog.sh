@@ -57,13 +57,7 @@ chmod 644 "$OUT/body1000"
 
 # mTLS credentials: one root, workloads a and b
 C=$RM_TMP/certs
-mkdir -p "$C" && chmod 755 "$C"
-ctl() { "$RINGMESH_BIN/ringmeshctl" "$@" >>"$RM_TMP/ringmeshctl.log" 2>&1; }
-issue() {
-    ctl ca issue --dir "$C/root" --ns default --sa "$1" --out "$C/$1" &&
-        chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$C/$1" && chmod 700 "$C/$1"
-}
-check "certificates: a root, workloads a and b" eval 'ctl ca init --dir "$C/root" && issue a && issue b'
+mesh_certs a b
 
 # traffic: the requests of a round, 12 from a (8 of them reach b)
 traffic() {

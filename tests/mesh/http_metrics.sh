@@ -41,17 +41,7 @@ CFG=$RM_TMP/mesh.yaml
 chmod 644 "$CFG"
 
 C=$RM_TMP/certs
-mkdir -p "$C" && chmod 755 "$C"
-ctl() { "$RINGMESH_BIN/ringmeshctl" "$@" >>"$RM_TMP/ringmeshctl.log" 2>&1; }
-issue() {
-    ctl ca issue --dir "$C/root" --ns default --sa "$1" --out "$C/$1" &&
-        chown -R "$RM_PROXY_UID:$RM_PROXY_UID" "$C/$1" && chmod 700 "$C/$1"
-}
-if ctl ca init --dir "$C/root" && issue a && issue b; then
-    ok "certificates for sa a and sa b"
-else
-    not_ok "certificates for sa a and sa b" "$(tail -5 "$RM_TMP/ringmeshctl.log")"
-fi
+mesh_certs a b
 
 OUT=$RM_TMP/out
 mkdir -m 777 "$OUT"
