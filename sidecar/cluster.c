@@ -170,6 +170,8 @@ static void update_one(struct cluster_set *cs, const struct model_set *m,
     snprintf(c->hash_name, sizeof(c->hash_name), "%s", pol->hash_name ? pol->hash_name : "");
     c->tls = pol->tls_mode == MODEL_TLS_MUTUAL;
     snprintf(c->sni, sizeof(c->sni), "%s.%s.svc.cluster.local", sv->meta.name, sv->meta.ns);
+    snprintf(c->svc_ns, sizeof(c->svc_ns), "%s", sv->meta.ns);
+    snprintf(c->svc_name, sizeof(c->svc_name), "%s", sv->meta.name);
     c->n_want_ids = 0;
     c->want_hash = 0;
     for (size_t i = 0, off = 0; i < sv->n_service_accounts; i++) {

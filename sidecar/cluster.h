@@ -35,6 +35,7 @@ struct cluster {
     uint32_t max_connections, max_pending, max_requests;
     bool tls;       /* DestinationPolicy tls mode MUTUAL (the default): mTLS to peers */
     char sni[300];  /* "name.ns.svc.cluster.local": the SNI of connections to it */
+    char svc_ns[64], svc_name[254]; /* the Service's namespace and name (metrics labels) */
     /* The identities its endpoints may prove, "/ns/N/sa/S" (in our trust domain), from
      * the Service's ringmesh.io/service-accounts annotation; none = any in the domain. */
     const char *want_ids[MODEL_MAX_SERVICE_ACCOUNTS];

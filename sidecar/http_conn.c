@@ -1794,7 +1794,8 @@ void http_adopt_tcp(struct worker *w, int fd, const struct sockaddr_storage *dst
     sock_read_start(&c->sock);
     if (cl) { /* the peer's identity is not known yet: the source side counts without it */
         c->m_tcp = true;
-        relay_cluster_service(cl, c->m_ns, sizeof(c->m_ns), c->svc, sizeof(c->svc));
+        snprintf(c->m_ns, sizeof(c->m_ns), "%s", cl->svc_ns);
+        snprintf(c->svc, sizeof(c->svc), "%s", cl->svc_name);
         relay_tcp_metrics(w, c->dir, c->m_ns, c->svc, NULL, 0, 0, true);
     }
     tunnel_to(c, up, up_len, cl);

@@ -161,7 +161,6 @@ struct pstream {
     uint64_t at_start_ms;                                      /* this attempt's start */
     /* routing */
     const struct router_port *port; /* in snap */
-    const struct router_port *backend; /* in snap: the Service port the route chose */
     const struct router_rule *rule;
     struct cluster *cluster;   /* held; NULL inbound */
     struct lb_host *host;      /* this attempt's endpoint (lb_request_start) */
@@ -182,10 +181,10 @@ struct pstream {
     uint64_t start_ms;
     int status;       /* the status sent downstream */
     const char *flag; /* response flag, NULL = none */
-    /* metrics: the peer (downstream inbound, upstream outbound), copied into a head's
-     * arena: its SPIFFE ID when the hop was mTLS, and its x-ringmesh-peer value */
+    /* the peer (downstream inbound, this attempt's upstream outbound), copied into the
+     * request's arena: its SPIFFE ID when the hop is mTLS (ps_set_peer), and what it said
+     * of itself in x-ringmesh-peer (metrics) */
     uint64_t t0_us;          /* monotonic, at the stream's start */
-    bool peer_mtls;
     const char *peer_id;     /* NULL: no mTLS */
     const char *peer_md;     /* NULL: none came */
     const char *in_svc;      /* inbound: the Service whose endpoint was called, or NULL */

@@ -290,29 +290,22 @@ struct ps_alog {
     struct sockaddr_storage down; /* the client; AF_UNSPEC when unknown */
     struct sockaddr_storage up;   /* the last attempt's endpoint; AF_UNSPEC: none */
     uint16_t dst_port;            /* the port the client asked for (inbound cluster) */
-    char *down_id, *up_id;        /* owned: mTLS peers' SPIFFE IDs; NULL without mTLS */
 };
 
-static void alog_free(struct ps_alog *a)
-{
-    if (a) {
-        free(a->down_id);
-        free(a->up_id);
-        free(a);
-    }
-}
-
-static char *peer_id_dup(const struct hconn *c)
-{
-    const char *id = c && c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
-    return id && *id ? strdup(id) : NULL;
-}
-
-static uint16_t alog_port(const struct sockaddr_storage *ss)
+static uint16_t addr_port(const struct sockaddr_storage *ss)
 {
     return ss->ss_family == AF_INET    ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
            : ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
                                        : 0;
+}
+
+/* The peer of this hop (the downstream inbound, this attempt's upstream outbound): its
+ * SPIFFE ID when the connection is mTLS, copied into the request's arena (ps->peer_id), for
+ * authorization, x-forwarded-client-cert, the metrics and the access log. */
+static void ps_set_peer(struct pstream *ps, const struct hconn *c)
+{
+    const char *id = c && c->sock.tls ? tls_conn_peer_id(c->sock.tls) : NULL;
+    ps->peer_id = id && *id ? stream_head_strdup(&ps->req, id, strlen(id)) : NULL;
 }
 
 /* The request started: note the downstream facts (only with the access log on). */
@@ -325,27 +318,15 @@ static void alog_begin(struct pstream *ps)
     if (!a)
         return; /* logged without the connection's facts */
     a->down = dc->src;
-    a->dst_port = alog_port(&dc->dst);
-    a->down_id = peer_id_dup(dc);
+    a->dst_port = addr_port(&dc->dst);
     ps->alog = a;
 }
 
-/* An attempt goes to addr (its connection, when it has one, is uc). */
-static void alog_upstream(struct pstream *ps, const struct sockaddr_storage *addr,
-                          const struct hconn *uc)
+/* An attempt goes to addr. */
+static void alog_upstream(struct pstream *ps, const struct sockaddr_storage *addr)
 {
-    struct ps_alog *a = ps->alog;
-    if (!a)
-        return;
-    if (addr) { /* a new attempt: the last one's peer is not this one's */
-        a->up = *addr;
-        free(a->up_id);
-        a->up_id = NULL;
-    }
-    if (uc) {
-        free(a->up_id);
-        a->up_id = peer_id_dup(uc);
-    }
+    if (ps->alog)
+        ps->alog->up = *addr;
 }
 
 static struct accesslog_str astr(const char *p, size_t len)
@@ -410,14 +391,14 @@ static void ps_access_log(struct pstream *ps)
         const char *port = strrchr(ps->cluster->key, ':');
         n = snprintf(cl, sizeof(cl), "outbound|%s||%s", port ? port + 1 : "", ps->cluster->sni);
     } else if (ps->dir == STATS_INBOUND && (a || dc)) {
-        n = snprintf(cl, sizeof(cl), "inbound|%u||", a ? a->dst_port : alog_port(&dc->dst));
+        n = snprintf(cl, sizeof(cl), "inbound|%u||", a ? a->dst_port : addr_port(&dc->dst));
     }
     if (n > 0 && (size_t)n < sizeof(cl))
         e.upstream_cluster = astr(cl, (size_t)n);
     e.direction = astr(stats_dir_name(ps->dir), strlen(stats_dir_name(ps->dir)));
     /* principals: the mTLS peer, and ourselves on the side that connection reached */
     const char *me = w->tls ? tls_creds_id(w->tls) : NULL;
-    const char *peer = a ? (ps->dir == STATS_INBOUND ? a->down_id : a->up_id) : NULL;
+    const char *peer = ps->peer_id;
     if (peer) {
         const char *src_id = ps->dir == STATS_INBOUND ? peer : me;
         const char *dst_id = ps->dir == STATS_INBOUND ? me : peer;
@@ -527,7 +508,7 @@ static void ps_free(struct pstream *ps)
     stream_head_free(&ps->ptr);
     bq_free(&ps->rq);
     bq_free(&ps->rs);
-    alog_free(ps->alog);
+    free(ps->alog);
     config_release(ps->snap);
     free(ps);
 }
@@ -619,6 +600,17 @@ static const char *service_fqdn(char *out, size_t cap, const char *ns, const cha
     return out;
 }
 
+/* v in decimal into buf (no printf on the request path); returns buf. */
+static const char *utoa(char buf[12], unsigned v)
+{
+    char *p = buf + 11;
+    *p = 0;
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return p;
+}
+
 /* The finished request as a sample of Istio's labels: this pod on one side, the peer's
  * x-ringmesh-peer (only trusted over mTLS) on the other. */
 static void ps_metrics(struct pstream *ps)
@@ -631,7 +623,7 @@ static void ps_metrics(struct pstream *ps)
     struct metrics_sample m = {.duration_us = mono_us() - ps->t0_us,
                                .rq_bytes = ps->rq.total,
                                .rs_bytes = ps->rs.total};
-    char code[16], grpc[16], svc[300];
+    char code[12], grpc[12], svc[300];
     const char *self_id = w->tls ? tls_creds_id(w->tls) : NULL;
     bool out = ps->dir == STATS_OUTBOUND;
     if (!ps->peer_md || !metrics_peer_parse(ps->peer_md, ps->peer_md_len, &peer))
@@ -639,39 +631,32 @@ static void ps_metrics(struct pstream *ps)
     metrics_sample_peer(&m, true, out ? &sc->self : &peer);
     metrics_sample_peer(&m, false, out ? &peer : &sc->self);
     m.v[ML_REPORTER] = out ? "source" : "destination";
-    m.v[ML_SRC_PRINCIPAL] = out ? (ps->peer_mtls ? self_id : NULL) : ps->peer_id;
-    m.v[ML_DST_PRINCIPAL] = out ? ps->peer_id : (ps->peer_mtls ? self_id : NULL);
-    const struct model_service *sv = ps->backend ? ps->backend->service->svc : NULL;
-    if (out && sv) {
-        m.v[ML_DST_SERVICE] = service_fqdn(svc, sizeof(svc), sv->meta.ns, sv->meta.name);
-        m.v[ML_DST_SERVICE_NAME] = sv->meta.name;
-        m.v[ML_DST_SERVICE_NS] = sv->meta.ns;
+    m.v[ML_SRC_PRINCIPAL] = out ? (ps->peer_id ? self_id : NULL) : ps->peer_id;
+    m.v[ML_DST_PRINCIPAL] = out ? ps->peer_id : (ps->peer_id ? self_id : NULL);
+    if (out && ps->cluster) {
+        m.v[ML_DST_SERVICE] = ps->cluster->sni;
+        m.v[ML_DST_SERVICE_NAME] = ps->cluster->svc_name;
+        m.v[ML_DST_SERVICE_NS] = ps->cluster->svc_ns;
     } else if (!out && ps->in_svc) {
         m.v[ML_DST_SERVICE] = service_fqdn(svc, sizeof(svc), sc->opts.pod_namespace, ps->in_svc);
         m.v[ML_DST_SERVICE_NAME] = ps->in_svc;
         m.v[ML_DST_SERVICE_NS] = sc->opts.pod_namespace;
     }
     m.v[ML_REQUEST_PROTOCOL] = ps->grpc ? "grpc" : "http";
-    snprintf(code, sizeof(code), "%d", ps->status);
-    m.v[ML_RESPONSE_CODE] = code;
+    m.v[ML_RESPONSE_CODE] = utoa(code, ps->status > 0 ? (unsigned)ps->status : 0);
     int gs = ps->grpc ? ps_grpc_status(ps) : -1;
-    if (gs >= 0)
-        snprintf(grpc, sizeof(grpc), "%d", gs);
-    m.v[ML_GRPC_STATUS] = gs >= 0 ? grpc : ""; /* Istio's value off gRPC */
+    m.v[ML_GRPC_STATUS] = gs >= 0 ? utoa(grpc, (unsigned)gs) : ""; /* Istio's value off gRPC */
     m.v[ML_RESPONSE_FLAGS] = ps->flag ? ps->flag : "-";
-    m.v[ML_SECURITY_POLICY] = out ? "unknown" : ps->peer_mtls ? "mutual_tls" : "none";
+    m.v[ML_SECURITY_POLICY] = out ? "unknown" : ps->peer_id ? "mutual_tls" : "none";
     metrics_http(&w->metrics, &m, loop_now_ms(w->loop));
 }
 
 /* Keeps what the peer said of itself (x-ringmesh-peer) when the hop is mTLS, and removes
  * the header in any case: the app never sees it, and a plaintext client cannot forge it. */
-static void ps_take_peer(struct pstream *ps, struct stream_head *h, const char *peer_id)
+static void ps_take_peer(struct pstream *ps, struct stream_head *h)
 {
     const struct router_header *f = stream_head_get(h, METRICS_PEER_HEADER);
-    ps->peer_mtls = peer_id && *peer_id;
-    if (ps->peer_mtls && !ps->peer_id)
-        ps->peer_id = stream_head_strdup(h, peer_id, strlen(peer_id));
-    if (f && ps->peer_mtls && f->value_len <= 512) {
+    if (f && ps->peer_id && f->value_len <= 512) {
         ps->peer_md = stream_head_strdup(h, f->value, f->value_len);
         ps->peer_md_len = ps->peer_md ? f->value_len : 0;
     }
@@ -696,7 +681,9 @@ static void ps_finish(struct pstream *ps)
     if (ps->finished)
         return;
     ps->finished = true;
-    ps_access_log(ps);
+    ps_access_log(ps); /* both while the cluster is still held */
+    if (!ps->shadow)
+        ps_metrics(ps);
     mirror_unlink(ps);
     while (ps->mirrors) { /* mirrors outlive the original only with a whole request */
         struct pstream *m = ps->mirrors;
@@ -723,7 +710,6 @@ static void ps_finish(struct pstream *ps)
         enum stats_cx fc = flag_stat(ps->flag);
         if (fc != STATS_CX_COUNT)
             stat(ps, fc);
-        ps_metrics(ps);
     }
     log_trace("request %lu (%s): %.*s %.*s -> %d %s", (unsigned long)ps->id,
               stats_dir_name(ps->dir), (int)ps->req.method_len,
@@ -882,12 +868,6 @@ static void mirror_unlink(struct pstream *m)
 
 /* ---- routing ---- */
 
-static uint16_t addr_port(const struct sockaddr_storage *ss)
-{
-    return ss->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)ss)->sin_port)
-                                    : ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
 static const struct router_port *vip_of(const struct router_table *t,
                                         const struct sockaddr_storage *ss)
 {
@@ -950,7 +930,6 @@ static int ps_route(struct pstream *ps)
         return -1;
     }
     ps->cluster = c;
-    ps->backend = bp;
     cluster_hold(c);
     /* filters */
     const struct router_rule *rule = res.rule;
@@ -990,12 +969,12 @@ static int ps_inbound_identity(struct pstream *ps)
 {
     struct worker *w = ps->w;
     struct hconn *dc = ps->dc;
-    const char *peer = dc && dc->sock.tls ? tls_conn_peer_id(dc->sock.tls) : NULL;
-    ps_take_peer(ps, &ps->req, peer);
+    const char *peer = ps->peer_id;
+    ps_take_peer(ps, &ps->req);
     if (dc && dc->svc[0])
         ps->in_svc = stream_head_strdup(&ps->req, dc->svc, strlen(dc->svc));
     router_headers_remove(&ps->req.fields, "x-forwarded-client-cert", 23);
-    if (peer && *peer && w->tls) {
+    if (peer && w->tls) {
         char xfcc[2 * TLS_ID_MAX + 16];
         int n = snprintf(xfcc, sizeof(xfcc), "By=%s;URI=%s", tls_creds_id(w->tls), peer);
         if (n > 0 && (size_t)n < sizeof(xfcc))
@@ -1022,6 +1001,8 @@ void ps_request_head(struct pstream *ps)
     uint64_t now = loop_now_ms(w->loop);
 
     ps->grpc = stream_is_grpc(&ps->req);
+    if (ps->dir == STATS_INBOUND)
+        ps_set_peer(ps, ps->dc);
     alog_begin(ps);
     if (ps->dc && w->sc->opts.max_request_rate) { /* one connection's request rate */
         struct hconn *dc = ps->dc;
@@ -1286,7 +1267,9 @@ static void ps_attempt(struct pstream *ps)
         loop_timer_set(w->loop, &ps->t_try, (uint64_t)d);
     }
     ps->at_start_ms = now;
-    alog_upstream(ps, &addr, NULL);
+    alog_upstream(ps, &addr);
+    if (ps->dir == STATS_OUTBOUND)
+        ps->peer_id = NULL; /* the last attempt's peer is not this one's */
     struct hconn *uc;
     ps->at = AT_WAIT;
     /* between sidecars: mTLS when we have credentials and the policy does not disable it */
@@ -1302,7 +1285,8 @@ static void ps_attempt(struct pstream *ps)
 
 void ps_upstream_ready(struct pstream *ps, struct hconn *uc)
 {
-    alog_upstream(ps, NULL, uc);
+    if (ps->dir == STATS_OUTBOUND) /* inbound, the peer is the client */
+        ps_set_peer(ps, uc);
     ps->uc = uc;
     ps->at = AT_SENT;
     bool end = ps->rq.done && ps->rq.total == 0 && !ps->has_rtr;
@@ -1464,9 +1448,8 @@ void ps_response_head(struct pstream *ps)
     ps->at = AT_HEADERS;
     ps->status = status;
     if (ps->dir == STATS_OUTBOUND)
-        ps_take_peer(ps, &ps->resp, ps->uc && ps->uc->sock.tls ? tls_conn_peer_id(ps->uc->sock.tls)
-                                                               : NULL);
-    else if (ps->peer_mtls)
+        ps_take_peer(ps, &ps->resp);
+    else if (ps->peer_id)
         ps_give_peer(ps, &ps->resp);
     if (ps->rule && ps->rule->response_headers)
         router_header_mod_apply(&ps->resp.fields, ps->rule->response_headers);

@@ -194,32 +194,21 @@ void relay_tcp_metrics(struct worker *w, enum stats_dir dir, const char *svc_ns,
         metrics_tcp_close(&w->metrics, &m, loop_now_ms(w->loop));
 }
 
-void relay_cluster_service(const struct cluster *c, char *ns, size_t nslen, char *name,
-                           size_t namelen)
-{
-    const char *key = c->key, *slash = strchr(key, '/'), *colon = strrchr(key, ':');
-    ns[0] = name[0] = 0;
-    if (slash && colon > slash) { /* key "ns/name:port" */
-        snprintf(ns, nslen, "%.*s", (int)(slash - key), key);
-        snprintf(name, namelen, "%.*s", (int)(colon - slash - 1), slash + 1);
-    }
-}
-
 /* The labeled TCP metrics of a plaintext relay, at its open or its close: the Service is
  * the VIP's (outbound) or the one whose endpoint was dialed (inbound). mTLS TCP goes
  * through the HTTP layer, which counts it the same way (http_conn.c). */
 static void relay_metrics(struct relay *r, bool open)
 {
     struct worker *w = r->w;
-    char svc[254], ns[254];
-    svc[0] = 0;
+    char svc[254] = "";
     if (r->dir == STATS_OUTBOUND && r->cluster) {
-        relay_cluster_service(r->cluster, ns, sizeof(ns), svc, sizeof(svc));
-    } else if (r->dir == STATS_INBOUND) {
-        http_local_app_proto(w->snap, &r->dst, svc, sizeof(svc));
-        snprintf(ns, sizeof(ns), "%s", w->sc->opts.pod_namespace);
+        relay_tcp_metrics(w, r->dir, r->cluster->svc_ns, r->cluster->svc_name, NULL, r->m_rx,
+                          r->m_tx, open);
+        return;
     }
-    relay_tcp_metrics(w, r->dir, ns, svc, NULL, r->m_rx, r->m_tx, open);
+    if (r->dir == STATS_INBOUND)
+        http_local_app_proto(w->snap, &r->dst, svc, sizeof(svc));
+    relay_tcp_metrics(w, r->dir, w->sc->opts.pod_namespace, svc, NULL, r->m_rx, r->m_tx, open);
 }
 
 static void relay_maybe_free(struct relay *r)

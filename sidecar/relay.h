@@ -38,9 +38,5 @@ void relay_free_all(struct worker *w);
 void relay_tcp_metrics(struct worker *w, enum stats_dir dir, const char *svc_ns,
                        const char *svc_name, const char *peer_id, uint64_t rx, uint64_t tx,
                        bool open);
-struct cluster;
-/* The namespace and name of a cluster's Service (from its key). */
-void relay_cluster_service(const struct cluster *c, char *ns, size_t nslen, char *name,
-                           size_t namelen);
 
 #endif
